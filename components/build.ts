@@ -1,0 +1,40 @@
+// Builds the whole platform from a validated config: cluster provider, platform layer, generated
+// secrets, then each tier, then the NetworkPolicies that the tiers' declared edges imply.
+import * as k8s from "@pulumi/kubernetes";
+import type * as pulumi from "@pulumi/pulumi";
+import { inventory } from "../config/inventory";
+import type { LoadedConfig } from "../config/loader";
+import { DependencyGraph } from "./lib/graph";
+import { NetworkPolicies } from "./network";
+import { Platform } from "./platform";
+import { GeneratedSecrets } from "./secrets";
+
+export interface BuiltPlatform {
+  outputs: Record<string, pulumi.Input<unknown>>;
+}
+
+export function buildPlatform({ config: cfg, secret }: LoadedConfig): BuiltPlatform {
+  // An explicit provider: staging/prod always name their context (enforced by the schema), and no
+  // object relies on a provider default namespace.
+  const provider = new k8s.Provider("cluster", {
+    ...(cfg.cluster.context ? { context: cfg.cluster.context } : {}),
+    ...(cfg.cluster.kubeconfig ? { kubeconfig: cfg.cluster.kubeconfig } : {}),
+    enableServerSideApply: true,
+  });
+  const opts = { providers: [provider] };
+  const graph = new DependencyGraph();
+
+  const platform = new Platform("platform", { config: cfg, inventory: inventory(cfg) }, opts);
+  const secrets = new GeneratedSecrets("secrets", { config: cfg, namespace: platform.namespaces.app, external: secret }, opts);
+
+  new NetworkPolicies("network", { config: cfg, graph }, opts);
+
+  return {
+    outputs: {
+      environment: cfg.environment,
+      kubeContext: cfg.cluster.context ?? "(current context)",
+      namespaces: platform.namespaces,
+      secretNames: { app: secrets.app.name, postgres: secrets.postgres?.name, redis: secrets.redis?.name, mongo: secrets.mongo?.name },
+    },
+  };
+}

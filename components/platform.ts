@@ -1,0 +1,137 @@
+// The platform layer every tier stands on: namespaces with Pod Security labels, quotas sized from
+// the inventory, LimitRanges, default-deny NetworkPolicies with DNS allowed, and one
+// ServiceAccount per tier without an API token.
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import type { PlatformConfig } from "../config/schema";
+import type { NamespaceRole, PodGroup } from "../config/inventory";
+import { totals } from "../config/inventory";
+import { formatBytes, formatCpu } from "../config/quantity";
+import { platformLabels } from "./lib/labels";
+
+export interface PlatformArgs {
+  config: PlatformConfig;
+  inventory: PodGroup[];
+}
+
+/** Pod Security level per namespace: the mail daemons need root at start (see README, "Mail security"). */
+export const POD_SECURITY: Record<NamespaceRole, "restricted" | "baseline"> = { app: "restricted", mail: "baseline" };
+
+/** Jobs (backups, smoke test) and rollouts that are not in the inventory still fit. */
+const MIN_EXTRA_PODS = 5;
+
+export class Platform extends pulumi.ComponentResource {
+  /** Namespace names as outputs of the Namespace objects, so dependents wait for them. */
+  readonly namespaces: Record<NamespaceRole, pulumi.Output<string>>;
+  readonly serviceAccounts = new Map<string, pulumi.Output<string>>();
+
+  constructor(name: string, args: PlatformArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("platform:core:Platform", name, {}, opts);
+    const cfg = args.config;
+    const names: Record<NamespaceRole, string> = { app: cfg.platform.namespace, mail: cfg.platform.mailNamespace };
+    const roles: NamespaceRole[] = cfg.mail.enabled ? ["app", "mail"] : ["app"];
+    const common = platformLabels(cfg);
+
+    const out: Partial<Record<NamespaceRole, pulumi.Output<string>>> = {};
+    for (const role of roles) {
+      const level = POD_SECURITY[role];
+      const ns = new k8s.core.v1.Namespace(
+        `ns-${role}`,
+        {
+          metadata: {
+            name: names[role],
+            labels: {
+              ...common,
+              "pod-security.kubernetes.io/enforce": level,
+              "pod-security.kubernetes.io/enforce-version": "latest",
+              "pod-security.kubernetes.io/audit": level,
+              "pod-security.kubernetes.io/warn": level,
+            },
+          },
+        },
+        { parent: this },
+      );
+      const namespace = ns.metadata.name;
+      out[role] = namespace;
+      const child = { parent: this, dependsOn: [ns] };
+      const groups = args.inventory.filter((g) => g.namespace === role);
+      const quota = quotaFor(groups, cfg.platform.quota.headroomPercent);
+
+      new k8s.core.v1.ResourceQuota(`quota-${role}`, { metadata: { name: "compute", namespace, labels: common }, spec: { hard: quota } }, child);
+      new k8s.core.v1.LimitRange(
+        `limits-${role}`,
+        {
+          metadata: { name: "container-defaults", namespace, labels: common },
+          spec: {
+            limits: [
+              {
+                type: "Container",
+                defaultRequest: cfg.platform.limitRange.defaultRequest,
+                default: cfg.platform.limitRange.default,
+                min: cfg.platform.limitRange.min,
+                max: cfg.platform.limitRange.max,
+              },
+            ],
+          },
+        },
+        child,
+      );
+      new k8s.networking.v1.NetworkPolicy(
+        `deny-${role}`,
+        { metadata: { name: "default-deny", namespace, labels: common }, spec: { podSelector: {}, policyTypes: ["Ingress", "Egress"] } },
+        child,
+      );
+      new k8s.networking.v1.NetworkPolicy(
+        `dns-${role}`,
+        {
+          metadata: { name: "allow-dns", namespace, labels: common },
+          spec: {
+            podSelector: {},
+            policyTypes: ["Egress"],
+            egress: [
+              {
+                to: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } }, podSelector: { matchLabels: { "k8s-app": "kube-dns" } } }],
+                ports: [
+                  { port: 53, protocol: "UDP" },
+                  { port: 53, protocol: "TCP" },
+                ],
+              },
+            ],
+          },
+        },
+        child,
+      );
+      for (const sa of new Set(groups.map((g) => g.serviceAccount))) {
+        const account = new k8s.core.v1.ServiceAccount(
+          `sa-${sa}`,
+          { metadata: { name: sa, namespace, labels: { ...common, "app.kubernetes.io/component": sa } }, automountServiceAccountToken: false },
+          child,
+        );
+        this.serviceAccounts.set(sa, account.metadata.name);
+      }
+    }
+    this.namespaces = out as Record<NamespaceRole, pulumi.Output<string>>;
+    this.registerOutputs({ namespaces: this.namespaces });
+  }
+
+  serviceAccount(name: string): pulumi.Output<string> {
+    const sa = this.serviceAccounts.get(name);
+    if (!sa) throw new Error(`no service account "${name}" in the inventory (known: ${[...this.serviceAccounts.keys()].join(", ")})`);
+    return sa;
+  }
+}
+
+/** Quota that admits every group at its HPA maximum plus rollout surge, plus headroom. */
+export function quotaFor(groups: PodGroup[], headroomPercent: number): Record<string, string> {
+  const t = totals(groups);
+  const grow = (n: number) => Math.ceil(n * (1 + headroomPercent / 100));
+  const mi = 2 ** 20;
+  return {
+    pods: String(grow(t.pods) + MIN_EXTRA_PODS),
+    "requests.cpu": formatCpu(grow(t.requestsCpu) + 1000),
+    "requests.memory": formatBytes(Math.ceil(grow(t.requestsMemory) / mi) * mi + 1024 * mi),
+    "limits.cpu": formatCpu(grow(t.limitsCpu) + 2000),
+    "limits.memory": formatBytes(Math.ceil(grow(t.limitsMemory) / mi) * mi + 2048 * mi),
+    persistentvolumeclaims: String(grow(t.pvcs) + MIN_EXTRA_PODS),
+  };
+}

@@ -1,0 +1,81 @@
+// Building blocks shared by the tier schemas. Every object is strict: an unknown key is an
+// error (with a suggestion), never silently ignored.
+import { z } from "zod";
+import { CPU_PATTERN, MEMORY_PATTERN, bytes, cpuMillis } from "./quantity";
+
+export const ENVIRONMENTS = ["dev", "staging", "prod"] as const;
+export type Environment = (typeof ENVIRONMENTS)[number];
+
+/** Picks the value for an environment; keeps per-environment defaults on one line. */
+export function perEnv<T>(env: Environment, values: Record<Environment, T>): T {
+  return values[env];
+}
+
+export const cpu = z.string().regex(CPU_PATTERN, "must be a CPU quantity such as 250m or 2");
+export const memory = z.string().regex(MEMORY_PATTERN, "must be a memory quantity such as 512Mi or 2Gi");
+export const storageSize = z
+  .string()
+  .regex(/^\d+(\.\d+)?(Mi|Gi|Ti)$/, "must be a storage size such as 10Gi")
+  .refine((s) => bytes(s) > 0, "must be greater than zero");
+
+export const resources = z
+  .strictObject({
+    requests: z.strictObject({ cpu, memory }),
+    limits: z.strictObject({ cpu, memory }),
+  })
+  .superRefine((r, ctx) => {
+    if (CPU_PATTERN.test(r.requests.cpu) && CPU_PATTERN.test(r.limits.cpu) && cpuMillis(r.requests.cpu) > cpuMillis(r.limits.cpu)) {
+      ctx.addIssue({ code: "custom", path: ["requests", "cpu"], message: `must not exceed limits.cpu (${r.limits.cpu})` });
+    }
+    if (MEMORY_PATTERN.test(r.requests.memory) && MEMORY_PATTERN.test(r.limits.memory) && bytes(r.requests.memory) > bytes(r.limits.memory)) {
+      ctx.addIssue({ code: "custom", path: ["requests", "memory"], message: `must not exceed limits.memory (${r.limits.memory})` });
+    }
+  });
+export type Resources = z.infer<typeof resources>;
+
+export function res(reqCpu: string, reqMem: string, limCpu: string, limMem: string): Resources {
+  return { requests: { cpu: reqCpu, memory: reqMem }, limits: { cpu: limCpu, memory: limMem } };
+}
+
+/**
+ * An image reference with a tag or digest. Whether `latest` is allowed depends on the
+ * environment, so that rule lives in the root schema (see schema.ts, imagePolicy).
+ */
+export const image = z
+  .string()
+  .regex(
+    /^[a-z0-9]+([._/-][a-z0-9]+)*(:\d+)?(\/[a-z0-9._-]+)*(:[\w][\w.-]{0,127})?(@sha256:[a-f0-9]{64})?$/,
+    "must be an image reference such as postgres:16.4-alpine or repo/name@sha256:<digest>",
+  )
+  .refine((s) => /:[\w][\w.-]*$/.test(s.split("/").pop() ?? "") || s.includes("@sha256:"), "must pin a tag or digest");
+
+export const port = z.number().int().min(1).max(65535);
+export const dnsLabel = z
+  .string()
+  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a DNS-1123 label (lowercase letters, digits, '-')")
+  .max(63);
+export const hostname = z
+  .string()
+  .regex(/^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]{2,}$/, "must be a fully qualified DNS name such as app.example.com");
+
+/** HPA v2 settings; behaviour comes from components/lib/autoscaling.ts (seed 000/004 policies). */
+export const hpa = z
+  .strictObject({
+    minReplicas: z.number().int().min(1),
+    maxReplicas: z.number().int().min(1),
+    cpuUtilization: z.number().int().min(1).max(100),
+    memoryUtilization: z.number().int().min(1).max(100).optional(),
+  })
+  .superRefine((h, ctx) => {
+    if (h.maxReplicas < h.minReplicas) {
+      ctx.addIssue({ code: "custom", path: ["maxReplicas"], message: `must be >= minReplicas (${h.minReplicas})` });
+    }
+  });
+export type Hpa = z.infer<typeof hpa>;
+
+export const storage = z.strictObject({
+  size: storageSize,
+  /** Storage class; omitted means the cluster's default class. */
+  storageClass: z.string().min(1).optional(),
+});
+export type Storage = z.infer<typeof storage>;

@@ -1,0 +1,88 @@
+// What will run, derived from config alone: every pod group with its namespace, service account,
+// worst-case pod count and per-pod resources. The platform sizes quotas and creates service
+// accounts from this list; tests check it against the objects the tiers really register.
+import type { PlatformConfig } from "./schema";
+import type { Resources } from "./common";
+import { bytes, cpuMillis } from "./quantity";
+
+export type NamespaceRole = "app" | "mail";
+
+export interface PodGroup {
+  name: string;
+  namespace: NamespaceRole;
+  serviceAccount: string;
+  /** Most pods that can exist at once in steady state (HPA max or fixed replicas). */
+  maxPods: number;
+  /** Extra pods a rollout may add on top (maxSurge); 0 for Recreate and StatefulSets. */
+  surge: number;
+  /** Resources of every container in one pod (sidecars included). */
+  containers: Resources[];
+  /** PersistentVolumeClaims per pod. */
+  volumes: number;
+}
+
+/** maxSurge used by every Deployment that rolls (25%, at least one pod). */
+export function surgePods(replicas: number): number {
+  return Math.max(1, Math.ceil(replicas * 0.25));
+}
+
+export function inventory(cfg: PlatformConfig): PodGroup[] {
+  const groups: PodGroup[] = [];
+  for (const [name, svc] of Object.entries(cfg.services)) {
+    if (!svc.enabled) continue;
+    const max = Math.max(svc.replicas, svc.hpa.maxReplicas);
+    groups.push({ name, namespace: "app", serviceAccount: name, maxPods: max, surge: surgePods(max), containers: [svc.resources], volumes: 0 });
+  }
+  if (cfg.workers.enabled) {
+    for (const [pool, p] of Object.entries(cfg.workers.pools)) {
+      const max = p.hpa.maxReplicas;
+      groups.push({ name: `worker-${pool}`, namespace: "app", serviceAccount: "worker", maxPods: max, surge: surgePods(max), containers: [p.resources], volumes: 0 });
+    }
+    if (cfg.workers.beat.enabled) {
+      groups.push({ name: "beat", namespace: "app", serviceAccount: "beat", maxPods: 1, surge: 0, containers: [cfg.workers.beat.resources], volumes: 0 });
+    }
+    if (cfg.workers.flower.enabled) {
+      groups.push({ name: "flower", namespace: "app", serviceAccount: "flower", maxPods: 1, surge: 0, containers: [cfg.workers.flower.resources], volumes: 0 });
+    }
+  }
+  for (const store of ["postgres", "redis", "mongo"] as const) {
+    const s = cfg[store];
+    if (s.enabled) groups.push({ name: store, namespace: "app", serviceAccount: store, maxPods: s.replicas, surge: 0, containers: [s.resources], volumes: 1 });
+  }
+  if (cfg.mail.enabled) {
+    for (const daemon of ["postfix", "dovecot"] as const) {
+      const d = cfg.mail[daemon];
+      groups.push({ name: daemon, namespace: "mail", serviceAccount: daemon, maxPods: d.replicas, surge: 0, containers: [d.resources], volumes: 1 });
+    }
+  }
+  if (cfg.jaeger.enabled) {
+    groups.push({ name: "jaeger", namespace: "app", serviceAccount: "jaeger", maxPods: 1, surge: 0, containers: [cfg.jaeger.resources], volumes: 0 });
+  }
+  return groups;
+}
+
+export interface Totals {
+  pods: number;
+  pvcs: number;
+  requestsCpu: number;
+  requestsMemory: number;
+  limitsCpu: number;
+  limitsMemory: number;
+}
+
+/** Worst case for a namespace: every group at its maximum plus a rollout surge, in millicores and bytes. */
+export function totals(groups: PodGroup[]): Totals {
+  const t: Totals = { pods: 0, pvcs: 0, requestsCpu: 0, requestsMemory: 0, limitsCpu: 0, limitsMemory: 0 };
+  for (const g of groups) {
+    const pods = g.maxPods + g.surge;
+    t.pods += pods;
+    t.pvcs += g.maxPods * g.volumes;
+    for (const c of g.containers) {
+      t.requestsCpu += pods * cpuMillis(c.requests.cpu);
+      t.requestsMemory += pods * bytes(c.requests.memory);
+      t.limitsCpu += pods * cpuMillis(c.limits.cpu);
+      t.limitsMemory += pods * bytes(c.limits.memory);
+    }
+  }
+  return t;
+}

@@ -1,0 +1,78 @@
+// Cluster targeting, namespaces, quotas and generated-secret settings.
+import { z } from "zod";
+import type { Environment } from "./common";
+import { cpu, dnsLabel, memory, perEnv } from "./common";
+
+export const clusterSchema = z.strictObject({
+  /** kubeconfig context; required outside dev so a prod stack can never land on a laptop cluster. */
+  context: z.string().min(1).optional(),
+  /** Path to a kubeconfig file; defaults to $KUBECONFIG or ~/.kube/config. */
+  kubeconfig: z.string().min(1).optional(),
+});
+
+export const platformSchema = z.strictObject({
+  /** app.kubernetes.io/part-of and the prefix of cluster-visible names. */
+  name: dnsLabel,
+  namespace: dnsLabel,
+  mailNamespace: dnsLabel,
+  /** Where the ingress controller and Prometheus run (sources of allowed traffic). */
+  ingressNamespace: dnsLabel,
+  monitoringNamespace: dnsLabel,
+  quota: z.strictObject({
+    /** Extra room on top of (HPA max + surge) x per-pod resources, for jobs and sidecars added by hand. */
+    headroomPercent: z.number().int().min(0).max(500),
+  }),
+  limitRange: z.strictObject({
+    defaultRequest: z.strictObject({ cpu, memory }),
+    default: z.strictObject({ cpu, memory }),
+    min: z.strictObject({ cpu, memory }),
+    max: z.strictObject({ cpu, memory }),
+  }),
+});
+
+export const secretsSchema = z.strictObject({
+  /** Keeper for every generated credential: bump it to rotate them all (see README, "Rotating secrets"). */
+  rotation: z.number().int().min(1),
+  /** Per-credential keepers, e.g. { redis: 2 } rotates only the Redis password. */
+  rotate: z.partialRecord(z.enum(["app", "postgres", "redis", "mongo", "flower"]), z.number().int().min(1)),
+  /** Application database user names (not secret). */
+  postgresUser: dnsLabel,
+  postgresDatabase: dnsLabel,
+  mongoUser: dnsLabel,
+  mongoDatabase: dnsLabel,
+  flowerUser: dnsLabel,
+});
+
+export function clusterDefaults(): z.input<typeof clusterSchema> {
+  return {};
+}
+
+export function platformDefaults(env: Environment): z.input<typeof platformSchema> {
+  return {
+    name: "email-platform",
+    namespace: `email-platform-${env}`,
+    mailNamespace: `email-platform-mail-${env}`,
+    ingressNamespace: "ingress-nginx",
+    monitoringNamespace: "monitoring",
+    quota: { headroomPercent: perEnv(env, { dev: 50, staging: 25, prod: 20 }) },
+    // Seed 003's LimitRange: defaults for containers that forget to ask, bounds for all.
+    limitRange: {
+      defaultRequest: { cpu: "100m", memory: "128Mi" },
+      default: { cpu: "500m", memory: "512Mi" },
+      min: { cpu: "10m", memory: "16Mi" },
+      max: { cpu: "4", memory: "8Gi" },
+    },
+  };
+}
+
+export function secretsDefaults(): z.input<typeof secretsSchema> {
+  return {
+    rotation: 1,
+    rotate: {},
+    postgresUser: "app",
+    postgresDatabase: "app",
+    mongoUser: "app",
+    mongoDatabase: "app",
+    flowerUser: "flower",
+  };
+}

@@ -1,0 +1,84 @@
+// The one configuration of a stack: every tier's settings, validated as a whole.
+// Tier schemas and their environment defaults live beside this file, one file per area.
+import { z } from "zod";
+import { ENVIRONMENTS } from "./common";
+import type { Environment } from "./common";
+import { servicesDefaults, servicesSchema, workersDefaults, workersSchema } from "./app";
+import { mongoDefaults, mongoSchema, postgresDefaults, postgresSchema, redisDefaults, redisSchema } from "./data";
+import { mailDefaults, mailSchema } from "./mail";
+import { edgeDefaults, edgeSchema, jaegerDefaults, jaegerSchema, monitoringDefaults, monitoringSchema } from "./observability";
+import { clusterDefaults, clusterSchema, platformDefaults, platformSchema, secretsDefaults, secretsSchema } from "./platform";
+
+/** Secret config keys (`pulumi config set --secret <key>`) a user may bring; never generated. */
+export const externalSecretKey = z.string().regex(/^[a-z][A-Za-z0-9]*$/, "must be a camelCase config key");
+
+export const rootSchema = z
+  .strictObject({
+    environment: z.enum(ENVIRONMENTS),
+    cluster: clusterSchema,
+    platform: platformSchema,
+    secrets: secretsSchema.extend({
+      /**
+       * Credentials that cannot be generated (seed 001's third-party API keys): env var name ->
+       * secret config key. Required as soon as they are listed; exposed to the services as a Secret.
+       */
+      external: z.record(z.string().regex(/^[A-Z][A-Z0-9_]*$/, "must be an env var name"), externalSecretKey),
+    }),
+    services: servicesSchema,
+    workers: workersSchema,
+    postgres: postgresSchema,
+    redis: redisSchema,
+    mongo: mongoSchema,
+    mail: mailSchema,
+    jaeger: jaegerSchema,
+    edge: edgeSchema,
+    monitoring: monitoringSchema,
+  })
+  .superRefine((cfg, ctx) => {
+    // Staging and prod must say which cluster they deploy to.
+    if (cfg.environment !== "dev" && !cfg.cluster.context) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["cluster", "context"],
+        message: `is required for the ${cfg.environment} environment (the current kube context is only trusted in dev)`,
+      });
+    }
+    // Mutable tags are refused outside dev: a rollback must redeploy the same bits.
+    if (cfg.environment !== "dev") {
+      for (const [path, ref] of imageRefs(cfg)) {
+        if (/:latest(@|$)/.test(ref.split("/").pop() ?? "")) {
+          ctx.addIssue({ code: "custom", path, message: `must not use the mutable tag 'latest' in ${cfg.environment}; pin a version or digest` });
+        }
+      }
+    }
+  });
+
+export type PlatformConfig = z.infer<typeof rootSchema>;
+export type RawConfig = z.input<typeof rootSchema>;
+
+/** Every `image` setting with its key path, wherever it sits in the tree. */
+export function imageRefs(node: unknown, path: (string | number)[] = []): [(string | number)[], string][] {
+  if (node === null || typeof node !== "object") return [];
+  return Object.entries(node as Record<string, unknown>).flatMap(([k, v]) =>
+    k === "image" && typeof v === "string" ? [[[...path, k], v] as [(string | number)[], string]] : imageRefs(v, [...path, k]),
+  );
+}
+
+/** The full default configuration of an environment; a stack file is merged over it. */
+export function defaultsFor(env: Environment): RawConfig {
+  return {
+    environment: env,
+    cluster: clusterDefaults(),
+    platform: platformDefaults(env),
+    secrets: { ...secretsDefaults(), external: {} },
+    services: servicesDefaults(env),
+    workers: workersDefaults(env),
+    postgres: postgresDefaults(env),
+    redis: redisDefaults(env),
+    mongo: mongoDefaults(env),
+    mail: mailDefaults(env),
+    jaeger: jaegerDefaults(env),
+    edge: edgeDefaults(env),
+    monitoring: monitoringDefaults(env),
+  };
+}
