@@ -2,9 +2,10 @@
 // secrets, then each tier, then the NetworkPolicies that the tiers' declared edges imply.
 import * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
-import { inventory } from "../config/inventory";
+import { inventory, namespaceOf } from "../config/inventory";
 import type { LoadedConfig } from "../config/loader";
 import { DependencyGraph } from "./lib/graph";
+import { selectorLabels } from "./lib/labels";
 import { NetworkPolicies } from "./network";
 import { Platform } from "./platform";
 import { GeneratedSecrets } from "./secrets";
@@ -22,9 +23,13 @@ export function buildPlatform({ config: cfg, secret }: LoadedConfig): BuiltPlatf
     enableServerSideApply: true,
   });
   const opts = { providers: [provider] };
-  const graph = new DependencyGraph();
 
-  const platform = new Platform("platform", { config: cfg, inventory: inventory(cfg) }, opts);
+  // The graph's nodes are the inventory's pod groups; tiers only declare edges between them.
+  const pods = inventory(cfg);
+  const graph = new DependencyGraph();
+  for (const g of pods) graph.addWorkload({ name: g.name, namespace: namespaceOf(cfg, g.namespace), selector: selectorLabels(cfg, { name: g.name, component: g.name }) });
+
+  const platform = new Platform("platform", { config: cfg, inventory: pods }, opts);
   const secrets = new GeneratedSecrets("secrets", { config: cfg, namespace: platform.namespaces.app, external: secret }, opts);
 
   new NetworkPolicies("network", { config: cfg, graph }, opts);

@@ -21,6 +21,11 @@ export interface PodGroup {
   volumes: number;
 }
 
+/** Namespace name of a role, from config. */
+export function namespaceOf(cfg: PlatformConfig, role: NamespaceRole): string {
+  return role === "app" ? cfg.platform.namespace : cfg.platform.mailNamespace;
+}
+
 /** maxSurge used by every Deployment that rolls (25%, at least one pod). */
 export function surgePods(replicas: number): number {
   return Math.max(1, Math.ceil(replicas * 0.25));
