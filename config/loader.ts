@@ -5,7 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { z } from "zod";
 import { ENVIRONMENTS } from "./common";
 import type { Environment } from "./common";
-import { defaultsFor, rootSchema } from "./schema";
+import { defaultsFor, requiredSecrets, rootSchema } from "./schema";
 import type { PlatformConfig } from "./schema";
 
 // Internal to @pulumi/pulumi but stable: tells secret config apart without decrypting it into our tree.
@@ -75,10 +75,7 @@ export function parseConfig(raw: Record<string, unknown>, opts: ParseOptions): P
   }
 
   // Secret config: what the configuration asks for must be set (as a secret); nothing else may be.
-  const wanted = new Map<string, string>();
-  if (result.success) {
-    for (const [envName, key] of Object.entries(result.data.secrets.external)) wanted.set(key, `secrets.external.${envName}`);
-  }
+  const wanted = result.success ? requiredSecrets(result.data) : new Map<string, string>();
   for (const [key, by] of wanted) {
     if (!secretKeys.has(key)) {
       problems.push(`${key}: is a required secret (asked for by ${by}); set it with \`pulumi config set --secret ${key} <value>\`, got nothing`);

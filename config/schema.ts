@@ -56,6 +56,16 @@ export const rootSchema = z
 export type PlatformConfig = z.infer<typeof rootSchema>;
 export type RawConfig = z.input<typeof rootSchema>;
 
+/**
+ * Secret config keys the configuration needs, each with the setting that asks for it. A key listed
+ * here must be set with `pulumi config set --secret`; a secret key not listed is an error too.
+ */
+export function requiredSecrets(cfg: PlatformConfig): Map<string, string> {
+  const wanted = new Map<string, string>();
+  for (const [envName, key] of Object.entries(cfg.secrets.external)) wanted.set(key, `secrets.external.${envName}`);
+  return wanted;
+}
+
 /** Every `image` setting with its key path, wherever it sits in the tree. */
 export function imageRefs(node: unknown, path: (string | number)[] = []): [(string | number)[], string][] {
   if (node === null || typeof node !== "object") return [];
