@@ -16,7 +16,7 @@ export const memory = z.string().regex(MEMORY_PATTERN, "must be a memory quantit
 export const storageSize = z
   .string()
   .regex(/^\d+(\.\d+)?(Mi|Gi|Ti)$/, "must be a storage size such as 10Gi")
-  .refine((s) => bytes(s) > 0, "must be greater than zero");
+  .refine((s) => !MEMORY_PATTERN.test(s) || bytes(s) > 0, "must be greater than zero");
 
 export const resources = z
   .strictObject({

@@ -67,8 +67,11 @@ export function parseConfig(raw: Record<string, unknown>, opts: ParseOptions): P
     problems.push(`environment: is required when the stack name is not one of ${ENVIRONMENTS.join(", ")}, got nothing`);
   }
 
-  const { secrets: rawSecrets, ...plain } = raw;
-  const merged = deepMerge(defaultsFor(env), { ...plain, secrets: rawSecrets }) as Record<string, unknown>;
+  // Unknown top-level keys are set aside: they may be secret config typed in plain text.
+  const known = Object.keys(rootSchema.shape);
+  const strays = Object.keys(raw).filter((k) => !known.includes(k));
+  const plain = Object.fromEntries(Object.entries(raw).filter(([k]) => known.includes(k)));
+  const merged = deepMerge(defaultsFor(env), plain) as Record<string, unknown>;
   const result = rootSchema.safeParse(merged);
   if (!result.success) {
     for (const issue of result.error.issues) problems.push(describe(issue, merged));
@@ -76,6 +79,10 @@ export function parseConfig(raw: Record<string, unknown>, opts: ParseOptions): P
 
   // Secret config: what the configuration asks for must be set (as a secret); nothing else may be.
   const wanted = result.success ? requiredSecrets(result.data) : new Map<string, string>();
+  for (const key of strays) {
+    if (wanted.has(key)) problems.push(`${key}: must be set with --secret, not as plain text in the stack file`);
+    else problems.push(unknownKey([], key, known));
+  }
   for (const [key, by] of wanted) {
     if (!secretKeys.has(key)) {
       problems.push(`${key}: is a required secret (asked for by ${by}); set it with \`pulumi config set --secret ${key} <value>\`, got nothing`);
@@ -83,10 +90,6 @@ export function parseConfig(raw: Record<string, unknown>, opts: ParseOptions): P
   }
   for (const key of secretKeys) {
     if (!wanted.has(key) && result.success) problems.push(`${key}: secret config that nothing uses; remove it or list it in secrets.external`);
-  }
-  // A secret-looking value typed in plain text into a stack file is refused.
-  for (const key of Object.keys(raw)) {
-    if (wanted.has(key)) problems.push(`${key}: must be set with --secret, not as plain text in the stack file`);
   }
 
   if (problems.length > 0) throw new ConfigError(opts.stack, problems);
@@ -121,16 +124,19 @@ function describe(issue: z.core.$ZodIssue, merged: unknown): string {
   const path = issue.path.map(String);
   if (issue.code === "unrecognized_keys") {
     const known = Object.keys(valueAt(merged, path) ?? {}).filter((k) => !issue.keys.includes(k));
-    return issue.keys
-      .map((k) => {
-        const near = nearest(k, known);
-        return `${[...path, k].join(".")}: unknown key${near ? `; did you mean "${near}"?` : ""} (known keys: ${known.join(", ")})`;
-      })
-      .join("\n  - ");
+    return issue.keys.map((k) => unknownKey(path, k, known)).join("\n  - ");
+  }
+  if (issue.code === "invalid_key") {
+    return `${path.join(".")}: ${issue.issues.map((i) => i.message).join("; ")} (as a key)`;
   }
   const where = path.length ? path.join(".") : "(root)";
   const given = valueAt(merged, path);
   return `${where}: ${issue.message}, got ${show(given)}`;
+}
+
+function unknownKey(path: string[], key: string, known: string[]): string {
+  const near = nearest(key, known);
+  return `${[...path, key].join(".")}: unknown key${near ? `; did you mean "${near}"?` : ""} (known keys: ${known.join(", ")})`;
 }
 
 function valueAt(root: unknown, path: string[]): unknown {

@@ -1,0 +1,123 @@
+// The configuration is validated before anything is registered: every problem at once, each with
+// its key path, the rule and the value given.
+import { expect } from "chai";
+import { ConfigError, nearest, parseConfig } from "../config/loader";
+import { PROJECT, STACKS, evaluate, stackValues } from "./harness";
+
+/** The real stack file's values, without the project prefix, as the loader sees them. */
+function stackRaw(stack: string): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(stackValues(`Pulumi.${stack}.yaml`)).map(([k, v]) => [k.slice(PROJECT.length + 1), v]));
+}
+
+function problemsOf(stack: string, edit: (raw: Record<string, any>) => void, secretKeys?: string[]): string[] {
+  const raw = structuredClone(stackRaw(stack)) as Record<string, any>;
+  edit(raw);
+  try {
+    parseConfig(raw, { stack, secretKeys: new Set(secretKeys) });
+  } catch (e) {
+    expect(e).to.be.instanceOf(ConfigError);
+    return (e as ConfigError).problems;
+  }
+  throw new Error("configuration was accepted");
+}
+
+const at = (raw: Record<string, any>, path: string) => {
+  const parts = path.split(".");
+  let node = raw;
+  for (const p of parts.slice(0, -1)) node = node[p] ??= {};
+  return { node, key: parts[parts.length - 1] };
+};
+const set = (path: string, value: unknown) => (raw: Record<string, any>) => {
+  const { node, key } = at(raw, path);
+  node[key] = value;
+};
+
+describe("configuration", () => {
+  for (const stack of STACKS) {
+    it(`${stack}: the real stack file is valid`, () => {
+      const cfg = parseConfig(stackRaw(stack), { stack });
+      expect(cfg.environment).to.equal(stack);
+    });
+  }
+
+  it("stack files hold no secrets (no secure values, no credential-looking keys)", () => {
+    for (const stack of STACKS) {
+      const text = JSON.stringify(stackValues(`Pulumi.${stack}.yaml`));
+      expect(text).to.not.match(/"secure"|password"\s*:\s*"|secret"\s*:\s*"|apikey"\s*:\s*"/i);
+    }
+  });
+
+  // [stack, description, edit, expected key path in the message, expected words]
+  const cases: [string, string, (raw: Record<string, any>) => void, string, RegExp][] = [
+    ["prod", "HPA min above max", set("services.api.hpa.maxReplicas", 1), "services.api.hpa.maxReplicas", /must be >= minReplicas \(3\), got 1/],
+    ["prod", "a typo in a key", set("services.api.replcias", 3), "services.api.replcias", /unknown key; did you mean "replicas"/],
+    ["prod", "an unknown top-level key", set("postgress", { enabled: true }), "postgress", /unknown key; did you mean "postgres"/],
+    ["prod", "beat replicas 2", set("workers.beat.replicas", 2), "workers.beat.replicas", /singleton/],
+    ["prod", "a pool without queues", set("workers.pools.default.queues", []), "workers.pools.default.queues", /at least one queue/],
+    ["prod", "an unknown pool option", set("workers.pools.default.prefetch", 4), "workers.pools.default.prefetch", /unknown key/],
+    ["prod", "latest tag in prod", set("services.api.image", "ghcr.io/example/email-api:latest"), "services.api.image", /mutable tag 'latest'/],
+    ["staging", "latest tag in staging", set("postgres.image", "postgres:latest"), "postgres.image", /mutable tag 'latest'/],
+    ["prod", "an image without a tag", set("redis.image", "redis"), "redis.image", /must pin a tag or digest/],
+    ["prod", "prod without a kube context", (r) => delete r.cluster, "cluster.context", /is required for the prod environment/],
+    ["staging", "staging without a kube context", (r) => delete r.cluster, "cluster.context", /is required for the staging environment/],
+    ["prod", "postgres replicas 2", set("postgres.replicas", 2), "postgres.replicas", /replication is not built yet/],
+    ["prod", "a malformed storage size", set("postgres.storage.size", "10GB"), "postgres.storage.size", /storage size/],
+    ["prod", "an unknown storage setting", set("mongo.storage.iops", 3000), "mongo.storage.iops", /unknown key/],
+    ["prod", "a CPU request above its limit", set("services.api.resources.requests.cpu", "3"), "services.api.resources.requests.cpu", /must not exceed limits.cpu \(2\)/],
+    ["prod", "a malformed memory quantity", set("redis.resources.limits.memory", "2 gigs"), "redis.resources.limits.memory", /memory quantity/],
+    ["prod", "an unknown environment", set("environment", "production"), "environment", /dev.*staging.*prod|Invalid option/],
+    ["prod", "a negative headroom", set("platform.quota.headroomPercent", -5), "platform.quota.headroomPercent", /-5/],
+    ["prod", "a namespace that is not a DNS label", set("platform.namespace", "Email_Platform"), "platform.namespace", /DNS-1123/],
+    ["prod", "a string where a number belongs", set("services.api.replicas", "three"), "services.api.replicas", /"three"/],
+    ["prod", "a zero rotation keeper", set("secrets.rotation", 0), "secrets.rotation", /got 0/],
+    ["prod", "an external secret that is not set", set("secrets.external", { OPENAI_API_KEY: "openaiApiKey" }), "openaiApiKey", /required secret.*secrets\.external\.OPENAI_API_KEY/],
+    ["prod", "a bad external env var name", set("secrets.external", { "openai-key": "openaiApiKey" }), "secrets.external.openai-key", /env var name/],
+    ["prod", "a zero termination grace period", set("workers.terminationGracePeriodSeconds", 0), "workers.terminationGracePeriodSeconds", /got 0/],
+    ["prod", "CPU utilization above 100%", set("services.api.hpa.cpuUtilization", 150), "services.api.hpa.cpuUtilization", /150/],
+  ];
+
+  for (const [stack, what, edit, key, words] of cases) {
+    it(`rejects ${what} (${stack}), naming ${key}`, () => {
+      const problems = problemsOf(stack, edit);
+      const mine = problems.filter((p) => p.startsWith(`${key}:`));
+      expect(mine, problems.join("\n")).to.have.length.greaterThan(0);
+      expect(mine.join("\n")).to.match(words);
+    });
+  }
+
+  it("reports every problem at once", () => {
+    const problems = problemsOf("prod", (r) => {
+      set("services.api.hpa.maxReplicas", 1)(r);
+      set("postgres.replicas", 2)(r);
+      set("services.api.replcias", 3)(r);
+    });
+    expect(problems.map((p) => p.split(":")[0])).to.include.members(["services.api.hpa.maxReplicas", "postgres.replicas", "services.api.replcias"]);
+  });
+
+  it("refuses secret config nothing asked for, and plain-text values for secret keys", () => {
+    expect(problemsOf("prod", () => undefined, ["strayKey"]).join("\n")).to.match(/strayKey: secret config that nothing uses/);
+    const problems = problemsOf("prod", (r) => {
+      r.secrets = { external: { OPENAI_API_KEY: "openaiApiKey" } };
+      r.openaiApiKey = "sk-typed-in-git";
+    }, ["openaiApiKey"]);
+    expect(problems.join("\n")).to.match(/openaiApiKey: must be set with --secret/);
+  });
+
+  it("accepts an external secret once it is set as a secret", () => {
+    const raw = { ...stackRaw("prod"), secrets: { external: { OPENAI_API_KEY: "openaiApiKey" } } };
+    expect(() => parseConfig(raw, { stack: "prod", secretKeys: new Set(["openaiApiKey"]) })).to.not.throw();
+  });
+
+  it("suggests the nearest key only when it is close", () => {
+    expect(nearest("replcias", ["replicas", "resources"])).to.equal("replicas");
+    expect(nearest("storageclass", ["size", "storageClass"])).to.equal("storageClass");
+    expect(nearest("zzzzzz", ["replicas", "resources"])).to.equal(undefined);
+  });
+
+  it("a bad configuration registers no resource at all (the real program, prod)", async () => {
+    const ev = await evaluate({ stack: "prod", set: { "services.api.hpa.maxReplicas": 1, "postgres.storage.size": "lots" } });
+    expect(ev.error?.message).to.match(/services\.api\.hpa\.maxReplicas: must be >= minReplicas/);
+    expect(ev.error?.message).to.match(/postgres\.storage\.size: must be a storage size/);
+    expect(ev.resources).to.have.length(0);
+  });
+});
