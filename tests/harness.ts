@@ -278,3 +278,8 @@ export function ok(ev: Evaluation): Evaluation {
   if (ev.error) throw ev.error;
   return ev;
 }
+
+/** Was the input at this dotted path (or an object containing it) a Pulumi secret when registered? */
+export function isSecretAt(rec: Recorded, dotted: string): boolean {
+  return rec.secretPaths.some((p) => p === "" || dotted === p || dotted.startsWith(`${p}.`));
+}
