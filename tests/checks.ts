@@ -1,6 +1,6 @@
 // Checks an evaluated stack the way the API server and admission would: OpenAPI schema, Pod
 // Security Standards, and the cross-object references kubectl apply would not catch.
-/* eslint-disable @typescript-eslint/no-explicit-any */
+
 import type { Evaluation, K8sObject } from "./harness";
 import { k8sObjects } from "./harness";
 
