@@ -1,0 +1,32 @@
+import { expect } from "chai";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { parseAllDocuments } from "yaml";
+import { render } from "../scripts/render";
+import { evaluateStack, k8sObjects, ok } from "./harness";
+
+describe("offline render (npm run render -- <stack> [dir])", () => {
+  it("writes every object of the stack as YAML with Secret values masked", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "render-"));
+    const count = await render("prod", dir);
+    const ev = ok(await evaluateStack("prod"));
+    expect(count).to.equal(k8sObjects(ev).length);
+    const docs = parseAllDocuments(fs.readFileSync(path.join(dir, "_all.yaml"), "utf8")).map((d) => d.toJS());
+    expect(docs).to.have.length(count);
+    const secrets = docs.filter((d) => d.kind === "Secret");
+    expect(secrets.length).to.be.greaterThan(0);
+    for (const s of secrets) for (const v of Object.values(s.stringData ?? s.data ?? {})) expect(v).to.equal("<generated: masked>");
+    const real = k8sObjects(ev).filter(({ obj }) => obj.kind === "Secret").flatMap(({ obj }) => Object.values(obj.stringData) as string[]);
+    const text = fs.readdirSync(dir).map((f) => fs.readFileSync(path.join(dir, f), "utf8")).join("\n");
+    for (const value of real.filter((v) => v.length >= 16)) expect(text).to.not.include(value);
+    fs.rmSync(dir, { recursive: true });
+  });
+
+  it("fails with the configuration error when the stack is invalid", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "render-"));
+    let message = "";
+    await render("no-such-stack", dir).catch((e: Error) => (message = e.message));
+    expect(message).to.match(/no-such-stack|ENOENT/);
+  });
+});
