@@ -51,7 +51,12 @@ describe("mail tier variants (prod)", () => {
     expect(dovecot).to.include("haproxy_trusted_networks = 10.0.0.0/8");
     expect(dovecot.match(/haproxy = yes/g)).to.have.length(4);
     const pol = findObject(ev, "NetworkPolicy", "allow-postfix", NS).spec;
-    expect(pol.ingress.filter((r: any) => r.from[0].ipBlock).flatMap((r: any) => r.ports.map((p: any) => p.port))).to.deep.equal(Object.values(PROXY_PORTS.postfix));
+    const fromCidr = (cidr: string) => pol.ingress.filter((r: any) => r.from[0].ipBlock?.cidr === cidr).flatMap((r: any) => r.ports.map((p: any) => p.port));
+    expect(fromCidr("0.0.0.0/0")).to.deep.equal(Object.values(PROXY_PORTS.postfix));
+    // The load balancer's own range may send the proxied connections too.
+    expect(fromCidr("10.0.0.0/8")).to.deep.equal(Object.values(PROXY_PORTS.postfix));
+    const open = pol.ingress.flatMap((r: any) => r.ports.map((p: any) => p.port));
+    for (const plain of [25, 465, 587]) expect(open).not.to.include(plain);
   });
 
   it("sends through an authenticated relay when configured, with the password from secret config", async () => {

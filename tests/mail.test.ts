@@ -167,7 +167,9 @@ for (const stack of STACKS) {
       expect(milter.args.join(" ")).to.include(`${PATHS.dkimKey}/dkim.private`);
       const conf = findObject(ev, "ConfigMap", "postfix-config", ns).data["opendkim.conf"];
       expect(conf).to.include(`KeyFile ${PATHS.dkimKeyRuntime}/dkim.private`).and.include(`Selector ${mc.postfix.dkim.selector}`).and.include(`Domain ${mc.domain}`);
-      expect(postconf(findObject(ev, "ConfigMap", "postfix-config", ns).data["main.cf"]).smtpd_milters).to.equal("inet:127.0.0.1:8891");
+      const main = postconf(findObject(ev, "ConfigMap", "postfix-config", ns).data["main.cf"]);
+      expect(main.smtpd_milters).to.equal("inet:127.0.0.1:8891");
+      expect(main.milter_default_action).to.equal("tempfail");
       const dns = ev.outputs.mailDnsRecords as any;
       expect(dns.dkim.name).to.equal(`${mc.postfix.dkim.selector}._domainkey.${mc.domain}.`);
       expect(dns.dkim.value).to.equal(`v=DKIM1; k=rsa; p=${pemBody(generated.publicKeyPem)}`);

@@ -223,6 +223,12 @@ export class MailTier extends pulumi.ComponentResource {
     g.connect("postfix", "dovecot", [m.auth.port], "SASL: submission logins checked by Dovecot auth");
     g.connect(INTERNET, "postfix", m.external.postfix.map((p) => p.targetPort), "inbound SMTP, smtps and submission");
     g.connect(INTERNET, "dovecot", m.external.dovecot.map((p) => p.targetPort), "IMAP and POP3 clients");
+    // A proxying load balancer connects from its own (often private) addresses.
+    for (const cidr of m.proxy ? m.trustedNetworks : []) {
+      const lb = { kind: "cidr", name: `lb-${cidr}`, cidr } as const;
+      g.connect(lb, "postfix", m.external.postfix.map((p) => p.targetPort), "load balancer with PROXY protocol");
+      g.connect(lb, "dovecot", m.external.dovecot.map((p) => p.targetPort), "load balancer with PROXY protocol");
+    }
     const outbound: number[] = [PORTS.postfix.smtp, PORTS.postfix.smtps, PORTS.postfix.submission];
     if (m.relay && !outbound.includes(m.relay.port)) outbound.push(m.relay.port);
     g.connect("postfix", INTERNET, outbound, m.relay ? `delivery via relay ${m.relay.host}` : "delivery to remote MX hosts");

@@ -76,7 +76,8 @@ export function mainCf(m: MailModel): string {
     "# DKIM: the OpenDKIM sidecar signs mail from authenticated senders and verifies inbound mail",
     `smtpd_milters = inet:127.0.0.1:${MILTER_PORT}`,
     "non_smtpd_milters = $smtpd_milters",
-    "milter_default_action = accept",
+    // Unsigned mail fails DMARC: if the milter is down, defer (the queue holds it) rather than send it unsigned.
+    "milter_default_action = tempfail",
     "milter_protocol = 6",
   ];
   return lines.join("\n") + "\n";
@@ -142,8 +143,8 @@ export function masterCf(m: MailModel): string {
     ["trace", "-", "-", "-", "0", "bounce"],
     ["verify", "-", "-", "-", "1", "verify"],
     ["flush", "n", "-", "1000?", "0", "flush"],
-    ["proxymap", "-", "n", "-", "-", "proxymap"],
-    ["proxywrite", "-", "n", "-", "1", "proxymap"],
+    ["proxymap", "-", "-", "-", "-", "proxymap"],
+    ["proxywrite", "-", "-", "-", "1", "proxymap"],
     ["smtp", "-", "-", "-", "-", "smtp"],
     ["relay", "-", "-", "-", "-", "smtp"],
     ["showq", "n", "-", "-", "-", "showq"],
@@ -217,6 +218,8 @@ export function postfixRunScript(m: MailModel): string {
     "  done",
     "}",
     "watch_tls &",
+    "# The milter starts beside us; give it a moment so the first messages are not deferred.",
+    `i=0; while [ $i -lt 30 ] && ! nc -z 127.0.0.1 ${MILTER_PORT}; do sleep 1; i=$((i + 1)); done`,
     "exec postfix start-fg",
     "",
   ].join("\n");
