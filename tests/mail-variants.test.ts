@@ -79,6 +79,15 @@ describe("mail tier variants (prod)", () => {
   });
 });
 
+describe("mail tier disabled", () => {
+  it("creates no mail objects and needs no domain", async () => {
+    const ev = ok(await evaluate({ stack: "dev", set: { "mail.enabled": false, "mail.domain": undefined } }));
+    expect(ev.resources.some((r) => r.type === "platform:mail:MailTier")).to.equal(false);
+    expect(objectsOfKind(ev, "StatefulSet").filter((s: any) => ["postfix", "dovecot"].includes(s.metadata.name))).to.have.length(0);
+    expect(ev.outputs.mailDnsRecords).to.be.undefined;
+  });
+});
+
 describe("mail tier: bad configs are rejected before any resource", () => {
   const cases: [string, Record<string, unknown>, RegExp][] = [
     ["two Dovecot replicas on ReadWriteOnce", { "mail.dovecot.replicas": 2 }, /mail\.dovecot\.replicas: must be 1 unless dovecot\.storage\.accessMode is ReadWriteMany.*got 2/],
