@@ -5,8 +5,11 @@ import { expect } from "chai";
 import { execFile } from "child_process";
 import * as net from "net";
 import { CAPABILITIES, BASELINE_ALLOWED_CAPABILITIES, IMAP_GREETING, SMTP_GREETING, greetingCheck } from "../components/mail/security";
-import { txtStrings, zoneLines } from "../components/mail/dns";
-import { PROXY_PORTS } from "../components/mail/model";
+import { mailDnsRecords, txtStrings, zoneLines } from "../components/mail/dns";
+import { mailModel, PROXY_PORTS } from "../components/mail/model";
+import { mainCf } from "../components/mail/postfix";
+import { parseConfig } from "../config/loader";
+import { requiredSecrets } from "../config/schema";
 import { evaluate, findObject, objectsOfKind, ok } from "./harness";
 import { isSecretAt, postconf } from "./mailutil";
 
@@ -162,6 +165,22 @@ describe("mail helpers", () => {
   it("keeps only capabilities Pod Security baseline allows", () => {
     for (const caps of Object.values(CAPABILITIES)) for (const c of Object.keys(caps)) expect(BASELINE_ALLOWED_CAPABILITIES).to.include(c);
     expect(Object.keys(CAPABILITIES.dovecot)).not.to.include("DAC_OVERRIDE");
+  });
+
+  it("relays without credentials when no relay user is set (no secret asked for)", () => {
+    const cfg = parseConfig({ environment: "prod", cluster: { context: "prod" }, mail: { domain: "example.org", hostname: "mx1.example.org", relay: { host: "relay.example.net", port: 25 } } }, { stack: "prod" });
+    const main = postconf(mainCf(mailModel(cfg)));
+    expect(main.relayhost).to.equal("[relay.example.net]:25");
+    expect(main.myhostname).to.equal("mx1.example.org");
+    expect(main.smtp_sasl_auth_enable).to.be.undefined;
+    expect([...requiredSecrets(cfg).keys()]).not.to.include("smtpRelayPassword");
+  });
+
+  it("adds SPF mechanisms from config before -all", () => {
+    const r = mailDnsRecords({ domain: "example.org", hostname: "mail.example.org", selector: "s1", publicKeyPem: "-----BEGIN PUBLIC KEY-----\nQUJD\n-----END PUBLIC KEY-----\n", dmarcPolicy: "reject", spfExtra: ["ip4:203.0.113.7"] });
+    expect(r.spf.value).to.equal("v=spf1 mx ip4:203.0.113.7 -all");
+    expect(r.dkim.value).to.equal("v=DKIM1; k=rsa; p=QUJD");
+    expect(r.dmarc.value).to.match(/^v=DMARC1; p=reject;/);
   });
 
   it("splits long TXT values into 255-character strings for zone files", () => {

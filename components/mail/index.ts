@@ -82,6 +82,7 @@ export class MailTier extends pulumi.ComponentResource {
         },
         child,
       );
+      // cert-manager writes the Secret; deriving the name from the Certificate orders the pods after it.
       tlsSecretName = pulumi.output(cert.metadata).apply(() => "mail-tls");
     } else {
       const key = new tls.PrivateKey("mail-tls-key", { algorithm: "RSA", rsaBits: 2048 }, child);
