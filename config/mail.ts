@@ -52,7 +52,8 @@ export const mailSchema = z
     relay: z
       .strictObject({
         host: hostname,
-        port: port,
+        /** Submission with STARTTLS unless the provider says otherwise. */
+        port: port.default(587),
         /** When set, the password comes from the secret config key smtpRelayPassword. */
         username: z.string().min(1).optional(),
       })

@@ -97,7 +97,7 @@ describe("mail tier: bad configs are rejected before any resource", () => {
     ["ReadWriteMany without a storage class", { "mail.dovecot.storage.accessMode": "ReadWriteMany" }, /mail\.dovecot\.storage\.storageClass: is required with ReadWriteMany/],
     ["submission without TLS", { "mail.postfix.submission.tls": "none" }, /mail\.postfix\.submission\.tls: must be "required".*got "none"/],
     ["a missing domain", { "mail.domain": undefined }, /mail\.domain: is required when mail\.enabled is true.*got nothing/],
-    ["relay credentials without the password", { "mail.relay": { host: "smtp.relay.example", port: 587, username: "apikey" } }, /smtpRelayPassword: is a required secret \(asked for by mail\.relay\.username\)/],
+    ["relay credentials without the password", { "mail.relay": { host: "smtp.relay.example", username: "apikey" } }, /smtpRelayPassword: is a required secret \(asked for by mail\.relay\.username\)/],
     ["a postmaster that is not a user", { "mail.postmaster": "boss" }, /mail\.postmaster: must be one of mail\.users/],
     ["PROXY protocol without trusted networks", { "mail.exposure.proxyProtocol.enabled": true }, /mail\.exposure\.proxyProtocol\.trustedNetworks: must list/],
   ];
