@@ -6,6 +6,7 @@ import { inventory, namespaceOf } from "../config/inventory";
 import type { LoadedConfig } from "../config/loader";
 import { DependencyGraph } from "./lib/graph";
 import { selectorLabels } from "./lib/labels";
+import { MailTier } from "./mail";
 import { NetworkPolicies } from "./network";
 import { Platform } from "./platform";
 import { GeneratedSecrets } from "./secrets";
@@ -32,6 +33,10 @@ export function buildPlatform({ config: cfg, secret }: LoadedConfig): BuiltPlatf
   const platform = new Platform("platform", { config: cfg, inventory: pods }, opts);
   const secrets = new GeneratedSecrets("secrets", { config: cfg, namespace: platform.namespaces.app, external: secret }, opts);
 
+  const mail = cfg.mail.enabled
+    ? new MailTier("mail", { config: cfg, namespace: platform.namespaces.mail, appNamespace: platform.namespaces.app, serviceAccount: (n) => platform.serviceAccount(n), graph, secret }, opts)
+    : undefined;
+
   new NetworkPolicies("network", { config: cfg, graph }, opts);
 
   return {
@@ -40,6 +45,7 @@ export function buildPlatform({ config: cfg, secret }: LoadedConfig): BuiltPlatf
       kubeContext: cfg.cluster.context ?? "(current context)",
       namespaces: platform.namespaces,
       secretNames: { app: secrets.app.name, postgres: secrets.postgres?.name, redis: secrets.redis?.name, mongo: secrets.mongo?.name },
+      ...(mail ? mail.outputs() : {}),
     },
   };
 }

@@ -55,10 +55,11 @@ export function inventory(cfg: PlatformConfig): PodGroup[] {
     if (s.enabled) groups.push({ name: store, namespace: "app", serviceAccount: store, maxPods: s.replicas, surge: 0, containers: [s.resources], volumes: 1 });
   }
   if (cfg.mail.enabled) {
-    for (const daemon of ["postfix", "dovecot"] as const) {
-      const d = cfg.mail[daemon];
-      groups.push({ name: daemon, namespace: "mail", serviceAccount: daemon, maxPods: d.replicas, surge: 0, containers: [d.resources], volumes: 1 });
-    }
+    // StatefulSets (no surge). Postfix pods carry the OpenDKIM milter sidecar; each owns a queue
+    // volume. Dovecot pods own one mailbox volume (RWO) or share one claim (RWX, counted per pod).
+    const { postfix, dovecot } = cfg.mail;
+    groups.push({ name: "postfix", namespace: "mail", serviceAccount: "postfix", maxPods: postfix.replicas, surge: 0, containers: [postfix.resources, postfix.dkim.resources], volumes: 1 });
+    groups.push({ name: "dovecot", namespace: "mail", serviceAccount: "dovecot", maxPods: dovecot.replicas, surge: 0, containers: [dovecot.resources], volumes: 1 });
   }
   if (cfg.jaeger.enabled) {
     groups.push({ name: "jaeger", namespace: "app", serviceAccount: "jaeger", maxPods: 1, surge: 0, containers: [cfg.jaeger.resources], volumes: 0 });

@@ -63,6 +63,8 @@ export type RawConfig = z.input<typeof rootSchema>;
 export function requiredSecrets(cfg: PlatformConfig): Map<string, string> {
   const wanted = new Map<string, string>();
   for (const [envName, key] of Object.entries(cfg.secrets.external)) wanted.set(key, `secrets.external.${envName}`);
+  // A relay with a user name needs its password; a relay without credentials (IP-allowlisted) needs none.
+  if (cfg.mail.enabled && cfg.mail.relay?.username) wanted.set("smtpRelayPassword", "mail.relay.username");
   return wanted;
 }
 

@@ -153,6 +153,8 @@ export const mocks: pulumi.runtime.Mocks = {
     switch (args.type) {
       case "random:index/randomPassword:RandomPassword":
         s.result = `pw${hash(args.name)}`.slice(0, args.inputs.length ?? 32);
+        // Like the provider: a bcrypt hash of the result (cost 10), used for Dovecot's {BLF-CRYPT}.
+        s.bcryptHash = `$2a$10$${hash(`bcrypt${args.name}`).slice(0, 53)}`;
         break;
       case "random:index/randomBytes:RandomBytes": {
         const buf = Buffer.from(hash(args.name).repeat(2).slice(0, (args.inputs.length ?? 32) * 2), "hex");

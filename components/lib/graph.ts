@@ -12,7 +12,9 @@ export interface Workload {
 /** Traffic from or to something the platform does not run. */
 export type External =
   | { kind: "namespace"; name: string; namespace: string; pods?: Record<string, string> }
-  | { kind: "internet"; name: "internet" };
+  | { kind: "internet"; name: "internet" }
+  /** A fixed address range, e.g. a load balancer's private subnet (PROXY protocol sources). */
+  | { kind: "cidr"; name: string; cidr: string };
 
 export type Peer = string | External;
 
