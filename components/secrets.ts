@@ -6,7 +6,12 @@ import * as random from "@pulumi/random";
 import type { PlatformConfig } from "../config/schema";
 import { platformLabels } from "./lib/labels";
 
-export type SecretGroup = "app" | "postgres" | "redis" | "mongo" | "flower";
+export type SecretGroup = "app" | "postgres" | "redis" | "mongo" | "flower" | "mail";
+
+/** Keeper of a generator: bumping secrets.rotation, or secrets.rotate.<group>, regenerates it. */
+export function rotationKeepers(cfg: PlatformConfig, group: SecretGroup): Record<string, string> {
+  return { rotation: `${cfg.secrets.rotation}.${cfg.secrets.rotate[group] ?? 0}` };
+}
 
 /** A Kubernetes Secret the program creates, and the keys it holds (for secretKeyRef checks). */
 export interface SecretRef {
@@ -107,7 +112,7 @@ export class GeneratedSecrets extends pulumi.ComponentResource {
   }
 
   private keepers(group: SecretGroup): Record<string, string> {
-    return { rotation: `${this.cfg.secrets.rotation}.${this.cfg.secrets.rotate[group] ?? 0}` };
+    return rotationKeepers(this.cfg, group);
   }
 
   /** Alphanumeric (safe inside connection URLs without escaping), 32 characters. */

@@ -21,6 +21,7 @@ function fakeEvaluation(objects: object[]): Evaluation {
       custom: true,
       inputs: o,
       secretPaths: [],
+      state: {},
       parent: "",
       provider: "",
       options: { protect: false, retainOnDelete: false, deleteBeforeReplace: false, dependsOn: [], ignoreChanges: [], replaceOnChanges: [] },

@@ -6,7 +6,7 @@ import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { parse } from "yaml";
 
-/* eslint-disable @typescript-eslint/no-require-imports, @typescript-eslint/no-explicit-any */
+/* eslint-disable @typescript-eslint/no-require-imports */
 const { MockMonitor } = require("@pulumi/pulumi/runtime/mocks");
 const settings = require("@pulumi/pulumi/runtime/settings");
 const state = require("@pulumi/pulumi/runtime/state");
@@ -26,6 +26,8 @@ export interface Recorded {
   inputs: any;
   /** Dotted paths (into inputs) of values that were Pulumi secrets when registered. */
   secretPaths: string[];
+  /** The outputs the mock engine returned (generated passwords, keys, auto-names). */
+  state: any;
   parent: string;
   provider: string;
   options: {
@@ -125,6 +127,7 @@ class RecordingMonitor extends MockMonitor {
       custom: req.getCustom(),
       inputs,
       secretPaths,
+      state: {},
       parent,
       provider: req.getProvider(),
       options: {
@@ -136,7 +139,11 @@ class RecordingMonitor extends MockMonitor {
         replaceOnChanges: req.getReplaceonchangesList(),
       },
     });
-    return super.registerResource(req, callback);
+    const record = this.sink[this.sink.length - 1];
+    return super.registerResource(req, (err: unknown, resp: any) => {
+      if (resp) record.state = resp.getObject()?.toJavaScript() ?? {};
+      callback(err, resp);
+    });
   }
 }
 
@@ -284,4 +291,14 @@ export function ok(ev: Evaluation): Evaluation {
 /** Was the input at this dotted path (or an object containing it) a Pulumi secret when registered? */
 export function isSecretAt(rec: Recorded, dotted: string): boolean {
   return rec.secretPaths.some((p) => p === "" || dotted === p || dotted.startsWith(`${p}.`));
+}
+
+/** The values the mock engine generated (passwords, random bytes, private keys): what must never leak. */
+export function generatedValues(ev: Evaluation): string[] {
+  return ev.resources.flatMap((r) => {
+    if (r.type === "random:index/randomPassword:RandomPassword") return [r.state.result];
+    if (r.type === "random:index/randomBytes:RandomBytes") return [r.state.base64];
+    if (r.type === "tls:index/privateKey:PrivateKey") return [r.state.privateKeyPem.split("\n")[1]];
+    return [];
+  });
 }

@@ -1,6 +1,6 @@
 // Mail tier variants (shared mailboxes, PROXY protocol, a relay), bad configs, and the probe
 // commands run for real against a fake server.
-/* eslint-disable @typescript-eslint/no-explicit-any */
+ 
 import { expect } from "chai";
 import { execFile } from "child_process";
 import * as net from "net";

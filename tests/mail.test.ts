@@ -1,6 +1,6 @@
 // The mail tier as each stack really deploys it: Services, the Postfix <-> Dovecot coupling,
 // TLS/DKIM/user secrets flowing into mounted volumes, DNS outputs, volumes, policies, security.
-/* eslint-disable @typescript-eslint/no-explicit-any */
+ 
 import { expect } from "chai";
 import { parse } from "yaml";
 import * as fs from "fs";

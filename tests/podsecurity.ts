@@ -1,6 +1,6 @@
 // Pod Security Standards "baseline" checks on a pod spec (kubernetes.io/docs/concepts/security/
 // pod-security-standards, v1.23+), so tests can prove a pod would be admitted to the mail namespace.
-/* eslint-disable @typescript-eslint/no-explicit-any */
+ 
 import { BASELINE_ALLOWED_CAPABILITIES } from "../components/mail/security";
 
 const SAFE_SYSCTLS = new Set([

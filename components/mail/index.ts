@@ -11,6 +11,7 @@ import { pdbSpec } from "../lib/availability";
 import { labels, platformLabels, selectorLabels } from "../lib/labels";
 import { checksum } from "../lib/pod";
 import { PORTS, serviceHost } from "../lib/ports";
+import { rotationKeepers } from "../secrets";
 import type { SecretRef } from "../secrets";
 import { mailDnsRecords, zoneLines } from "./dns";
 import type { DnsRecord } from "./dns";
@@ -110,7 +111,7 @@ export class MailTier extends pulumi.ComponentResource {
     const passwords = Object.fromEntries(
       m.users.map((u) => [
         u,
-        new random.RandomPassword(`mail-user-${u}`, { length: 24, special: false, keepers: { rotation: String(cfg.secrets.rotation) } }, child),
+        new random.RandomPassword(`mail-user-${u}`, { length: 32, special: false, keepers: rotationKeepers(cfg, "mail") }, child),
       ]),
     );
     const hashes = pulumi.all(m.users.map((u) => passwords[u].bcryptHash));
