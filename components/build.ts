@@ -9,6 +9,8 @@ import { selectorLabels } from "./lib/labels";
 import { NetworkPolicies } from "./network";
 import { Platform } from "./platform";
 import { GeneratedSecrets } from "./secrets";
+import { HttpServices } from "./services";
+import { Workers } from "./workers";
 
 export interface BuiltPlatform {
   outputs: Record<string, pulumi.Input<unknown>>;
@@ -32,6 +34,11 @@ export function buildPlatform({ config: cfg, secret }: LoadedConfig): BuiltPlatf
   const platform = new Platform("platform", { config: cfg, inventory: pods }, opts);
   const secrets = new GeneratedSecrets("secrets", { config: cfg, namespace: platform.namespaces.app, external: secret }, opts);
 
+  // Application tiers; the integrator adds `connections` (data tier) and `telemetryEnv` (observability).
+  const app = { config: cfg, platform, secrets, graph };
+  const services = new HttpServices("services", app, opts);
+  const workers = cfg.workers.enabled ? new Workers("workers", app, opts) : undefined;
+
   new NetworkPolicies("network", { config: cfg, graph }, opts);
 
   return {
@@ -39,6 +46,7 @@ export function buildPlatform({ config: cfg, secret }: LoadedConfig): BuiltPlatf
       environment: cfg.environment,
       kubeContext: cfg.cluster.context ?? "(current context)",
       namespaces: platform.namespaces,
+      routes: [...services.routes, ...(workers?.routes ?? [])],
       secretNames: { app: secrets.app.name, postgres: secrets.postgres?.name, redis: secrets.redis?.name, mongo: secrets.mongo?.name },
     },
   };

@@ -89,6 +89,7 @@ function peerSelector(peer: Peer, ownNamespace: string, graph: DependencyGraph):
       : { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": w.namespace } }, podSelector: { matchLabels: w.selector } };
   }
   if (peer.kind === "internet") return { ipBlock: { cidr: "0.0.0.0/0", except: PRIVATE_RANGES } };
+  if (peer.kind === "ipBlock") return { ipBlock: { cidr: peer.cidr } };
   return {
     namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": peer.namespace } },
     ...(peer.pods ? { podSelector: { matchLabels: peer.pods } } : {}),

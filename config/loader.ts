@@ -5,6 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { z } from "zod";
 import { ENVIRONMENTS } from "./common";
 import type { Environment } from "./common";
+import { withAppTemplates } from "./app";
 import { defaultsFor, requiredSecrets, rootSchema } from "./schema";
 import type { PlatformConfig } from "./schema";
 
@@ -68,7 +69,8 @@ export function parseConfig(raw: Record<string, unknown>, opts: ParseOptions): P
   }
 
   const { secrets: rawSecrets, ...plain } = raw;
-  const merged = deepMerge(defaultsFor(env), { ...plain, secrets: rawSecrets }) as Record<string, unknown>;
+  // New service entries and worker pools start from their kind's template (config/app.ts).
+  const merged = withAppTemplates(env, deepMerge(defaultsFor(env), { ...plain, secrets: rawSecrets }) as Record<string, unknown>, deepMerge);
   const result = rootSchema.safeParse(merged);
   if (!result.success) {
     for (const issue of result.error.issues) problems.push(describe(issue, merged));

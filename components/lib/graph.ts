@@ -12,7 +12,9 @@ export interface Workload {
 /** Traffic from or to something the platform does not run. */
 export type External =
   | { kind: "namespace"; name: string; namespace: string; pods?: Record<string, string> }
-  | { kind: "internet"; name: "internet" };
+  | { kind: "internet"; name: "internet" }
+  /** Clients of an externally exposed Service (LoadBalancer/NodePort source ranges). */
+  | { kind: "ipBlock"; name: string; cidr: string };
 
 export type Peer = string | External;
 
