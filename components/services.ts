@@ -9,7 +9,7 @@ import type { HttpServiceConfig, ServiceConfig, StaticServiceConfig } from "../c
 import { resolveDependsOn } from "../config/app";
 import type { PlatformConfig } from "../config/schema";
 import type { AppEnvSources } from "./lib/appwiring";
-import { connectDependencies, dependencyConfig, secretEnvFor } from "./lib/appwiring";
+import { connectDependencies, dependencyConfig, secretEnvFor, sortedData } from "./lib/appwiring";
 import type { DependencyGraph } from "./lib/graph";
 import { labels } from "./lib/labels";
 import { STATIC_HEALTH_PATH, staticSiteConf } from "./lib/nginx";
@@ -157,23 +157,23 @@ function httpPod(cfg: PlatformConfig, name: string, svc: HttpServiceConfig, args
   const deps = resolveDependsOn(cfg, svc.dependsOn);
   const configMapName = `${name}-config`;
   // Derived keys first; the entry's env may override them (e.g. an external SMTP relay).
-  const configData: Record<string, string> = {
+  const configData: Record<string, string> = sortedData({
     PORT: String(svc.ports.http),
-    ...(svc.ports.metrics !== undefined ? { METRICS_PORT: String(svc.ports.metrics) } : {}),
-    ...(svc.ports.health !== undefined ? { HEALTH_PORT: String(svc.ports.health) } : {}),
+    ...(svc.ports.metrics != null ? { METRICS_PORT: String(svc.ports.metrics) } : {}),
+    ...(svc.ports.health != null ? { HEALTH_PORT: String(svc.ports.health) } : {}),
     ...dependencyConfig(cfg, deps),
     ...svc.env,
-  };
-  const probePort = svc.ports.health !== undefined ? "health" : "http";
+  });
+  const probePort = svc.ports.health != null ? "health" : "http";
   const ports: k8s.types.input.core.v1.ContainerPort[] = [{ name: "http", containerPort: svc.ports.http, protocol: "TCP" }];
-  if (svc.ports.metrics !== undefined) ports.push({ name: "metrics", containerPort: svc.ports.metrics, protocol: "TCP" });
-  if (svc.ports.health !== undefined) ports.push({ name: "health", containerPort: svc.ports.health, protocol: "TCP" });
+  if (svc.ports.metrics != null) ports.push({ name: "metrics", containerPort: svc.ports.metrics, protocol: "TCP" });
+  if (svc.ports.health != null) ports.push({ name: "health", containerPort: svc.ports.health, protocol: "TCP" });
   const liveness = httpProbe(svc.probes.liveness.path, probePort, { periodSeconds: svc.probes.liveness.periodSeconds });
   return {
     configMapName,
     configData,
     httpPort: svc.ports.http,
-    metricsPort: svc.ports.metrics,
+    metricsPort: svc.ports.metrics ?? undefined,
     volumes: [],
     container: {
       name,

@@ -6,7 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { Dependency, WorkerPoolConfig } from "../config/app";
 import { resolveDependsOn } from "../config/app";
 import type { PlatformConfig } from "../config/schema";
-import { connectDependencies, dependencyConfig, secretEnvFor } from "./lib/appwiring";
+import { connectDependencies, dependencyConfig, secretEnvFor, sortedData } from "./lib/appwiring";
 import { labels } from "./lib/labels";
 import { checksum, execProbe, httpProbe, restrictedContainer, secretEnv, startupProbe } from "./lib/pod";
 import { PORTS } from "./lib/ports";
@@ -59,7 +59,7 @@ export class Workers extends pulumi.ComponentResource {
     const deps = resolveDependsOn(cfg, w.dependsOn);
     const logLevel = (w.env.LOG_LEVEL ?? "INFO").toLowerCase();
 
-    const configData: Record<string, string> = { ...dependencyConfig(cfg, deps), ...w.env };
+    const configData = sortedData({ ...dependencyConfig(cfg, deps), ...w.env });
     this.configMap = new k8s.core.v1.ConfigMap(
       "worker-config",
       { metadata: { name: "worker-config", namespace, labels: labels(cfg, { name: "worker", component: "worker", image: w.image }) }, data: configData },

@@ -51,7 +51,8 @@ const common = {
 export const httpServiceSchema = z.strictObject({
   kind: z.literal("http"),
   ...common,
-  ports: z.strictObject({ http: port, metrics: port.optional(), health: port.optional() }),
+  /** metrics/health: null (or omitted) when the app has no such port; probes then use http. */
+  ports: z.strictObject({ http: port, metrics: port.nullable().optional(), health: port.nullable().optional() }),
   /** Liveness and readiness hit the health port when there is one, else http. */
   probes: z.strictObject({
     liveness: probe,
@@ -89,7 +90,7 @@ export const servicesSchema = z.record(shortName, serviceSchema).superRefine((se
       ctx.addIssue({ code: "custom", path: [name, "preStopSeconds"], message: `must be < terminationGracePeriodSeconds (${s.terminationGracePeriodSeconds})` });
     }
     if (s.kind === "http") {
-      const used = [s.ports.http, s.ports.metrics, s.ports.health].filter((p) => p !== undefined);
+      const used = [s.ports.http, s.ports.metrics, s.ports.health].filter((p) => p != null);
       if (new Set(used).size !== used.length) ctx.addIssue({ code: "custom", path: [name, "ports"], message: "must be distinct port numbers" });
     }
     if (s.enabled && s.path !== undefined) {

@@ -41,7 +41,7 @@ export function inventory(cfg: PlatformConfig): PodGroup[] {
   for (const [name, svc] of Object.entries(cfg.services)) {
     if (!svc.enabled) continue;
     const max = Math.max(svc.replicas, svc.hpa.maxReplicas);
-    const metricsPort = svc.kind === "http" ? svc.ports.metrics : undefined;
+    const metricsPort = svc.kind === "http" ? (svc.ports.metrics ?? undefined) : undefined;
     groups.push({ name, namespace: "app", serviceAccount: name, maxPods: max, surge: surgePods(max), containers: [svc.resources], volumes: 0, ...(metricsPort ? { metricsPort } : {}) });
   }
   if (cfg.workers.enabled) {

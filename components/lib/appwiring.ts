@@ -91,3 +91,8 @@ export function connectDependencies(graph: DependencyGraph, from: string, deps: 
     }
   }
 }
+
+/** ConfigMap data in key order, so its checksum does not depend on how the keys were assembled. */
+export function sortedData(data: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(data).sort(([a], [b]) => a.localeCompare(b)));
+}
