@@ -3,7 +3,7 @@
 // and small pod-spec queries.
 import { parseConfig } from "../config/loader";
 import type { PlatformConfig } from "../config/schema";
-import { PROJECT } from "./harness";
+import { PROJECT, stackValues } from "./harness";
 import type { Evaluation, K8sObject } from "./harness";
 
 /** The typed config of an evaluation (same merge and validation as the program). */
@@ -21,6 +21,12 @@ export function configOf(ev: Evaluation): PlatformConfig {
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
+/** The typed config of a stack file, without evaluating the program (for building tests per pool). */
+export function stackConfig(stack: string): PlatformConfig {
+  const raw = Object.fromEntries(Object.entries(stackValues(`Pulumi.${stack}.yaml`)).map(([k, v]) => [k.slice(PROJECT.length + 1), v]));
+  return parseConfig(raw, { stack });
+}
+
 const MODELS: Record<string, () => Promise<any>> = {
   Deployment: async () => (await import("kubernetes-models/apps/v1/Deployment")).Deployment,
   Service: async () => (await import("kubernetes-models/v1/Service")).Service,
