@@ -20,13 +20,13 @@ export function configOf(ev: Evaluation): PlatformConfig {
   return parseConfig(raw, { stack: ev.stack });
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 /** The typed config of a stack file, without evaluating the program (for building tests per pool). */
 export function stackConfig(stack: string): PlatformConfig {
   const raw = Object.fromEntries(Object.entries(stackValues(`Pulumi.${stack}.yaml`)).map(([k, v]) => [k.slice(PROJECT.length + 1), v]));
   return parseConfig(raw, { stack });
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 const MODELS: Record<string, () => Promise<any>> = {
   Deployment: async () => (await import("kubernetes-models/apps/v1/Deployment")).Deployment,
   Service: async () => (await import("kubernetes-models/v1/Service")).Service,
