@@ -303,6 +303,17 @@ describe("api (HTTP services)", () => {
       expect(egress.get("redis")).to.deep.equal([6379]);
     });
 
+    it("a disabled service or worker tier leaves no Deployment, Service, route or policy behind", async () => {
+      const ev = ok(await evaluate({ stack: "staging", set: { "services.api.enabled": false, "workers.enabled": false } }));
+      const appNames = new Set(["api", "api-lb", "api-config", "worker-default", "beat", "flower", "worker-config"]);
+      for (const kind of ["Deployment", "Service", "ConfigMap", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ServiceAccount"]) {
+        expect(objectsOfKind(ev, kind).filter((o: K8sObject) => appNames.has(o.metadata.name)), kind).to.have.length(0);
+      }
+      expect(ev.outputs.routes).to.deep.equal([]);
+      const policies = objectsOfKind(ev, "NetworkPolicy").map((p: K8sObject) => JSON.stringify(p));
+      for (const name of ["api", "worker-default", "beat", "flower"]) expect(policies.some((p: string) => p.includes(`"app.kubernetes.io/name":"${name}"`)), name).to.equal(false);
+    });
+
     it("maps the data tier's connection keys to env only for declared dependencies", () => {
       const sources = {
         app: { name: "app-secrets", keys: ["JWT_SECRET", "ENCRYPTION_KEY", "DB_USER", "DB_PASSWORD"] },
