@@ -86,7 +86,7 @@ export class HttpService extends pulumi.ComponentResource {
     const component = svc.kind === "static" ? "frontend" : "api";
     const meta = (n: string) => ({ name: n, namespace, labels: labels(cfg, { name, component, image: svc.image }) });
 
-    const built = svc.kind === "static" ? staticPod(name, svc) : httpPod(cfg, name, svc, args);
+    const built = svc.kind === "static" ? staticPod(name, svc) : httpPod(cfg, name, svc, envSources(args));
     this.httpPort = built.httpPort;
     this.configMap = new k8s.core.v1.ConfigMap(built.configMapName, { metadata: meta(built.configMapName), data: built.configData }, { parent: this });
 
@@ -142,7 +142,7 @@ export class HttpService extends pulumi.ComponentResource {
   }
 }
 
-interface BuiltPod {
+export interface BuiltPod {
   container: Container;
   volumes: k8s.types.input.core.v1.Volume[];
   configMapName: string;
@@ -153,7 +153,7 @@ interface BuiltPod {
 }
 
 /** Seed 000's API shape: http/metrics/health ports, /health and /ready probes, env from ConfigMap and Secrets. */
-function httpPod(cfg: PlatformConfig, name: string, svc: HttpServiceConfig, args: AppArgs): BuiltPod {
+export function httpPod(cfg: PlatformConfig, name: string, svc: HttpServiceConfig, sources: AppEnvSources): BuiltPod {
   const deps = resolveDependsOn(cfg, svc.dependsOn);
   const configMapName = `${name}-config`;
   // Derived keys first; the entry's env may override them (e.g. an external SMTP relay).
@@ -181,7 +181,7 @@ function httpPod(cfg: PlatformConfig, name: string, svc: HttpServiceConfig, args
       imagePullPolicy: "IfNotPresent",
       ports,
       envFrom: [{ configMapRef: { name: configMapName } }],
-      env: [...secretEnvFor(envSources(args), deps), ...(args.telemetryEnv?.(name) ?? [])],
+      env: [...secretEnvFor(sources, deps), ...(sources.telemetryEnv?.(name) ?? [])],
       resources: svc.resources,
       // Liveness waits for the startup probe, so a slow boot is never killed.
       startupProbe: startupProbe(liveness, svc.probes.startupSeconds),
@@ -196,7 +196,7 @@ function httpPod(cfg: PlatformConfig, name: string, svc: HttpServiceConfig, args
 }
 
 /** Seed 002's frontend: unprivileged nginx (uid 101), config from a ConfigMap, everything else read-only. */
-function staticPod(name: string, svc: StaticServiceConfig): BuiltPod {
+export function staticPod(name: string, svc: StaticServiceConfig): BuiltPod {
   const configMapName = `${name}-nginx`;
   const configData = { "default.conf": staticSiteConf(svc.port, svc.assetMaxAgeSeconds) };
   const probe = (periodSeconds: number) => httpProbe(STATIC_HEALTH_PATH, "http", { periodSeconds });

@@ -6,6 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { Dependency, WorkerPoolConfig } from "../config/app";
 import { resolveDependsOn } from "../config/app";
 import type { PlatformConfig } from "../config/schema";
+import type { AppEnvSources } from "./lib/appwiring";
 import { connectDependencies, dependencyConfig, secretEnvFor, sortedData } from "./lib/appwiring";
 import { labels } from "./lib/labels";
 import { checksum, execProbe, httpProbe, restrictedContainer, secretEnv, startupProbe } from "./lib/pod";
@@ -43,6 +44,23 @@ export function pingCommand(app: string, pool: string): string[] {
   return ["sh", "-c", `exec celery -A ${app} inspect ping --destination "${nodeName(pool, "$POD_NAME")}" --timeout 10`];
 }
 
+type AppContainerParts = Partial<Container> & { resources: Container["resources"] };
+
+/** A container of the worker image (pools, beat): ConfigMap, Secrets of its dependencies, telemetry. */
+export function celeryContainer(cfg: PlatformConfig, sources: AppEnvSources, deps: readonly Dependency[], workload: string, rest: AppContainerParts): Container {
+  return {
+    name: workload,
+    image: cfg.workers.image,
+    imagePullPolicy: "IfNotPresent",
+    command: ["celery"],
+    envFrom: [{ configMapRef: { name: "worker-config" } }],
+    env: [{ name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } }, ...secretEnvFor(sources, deps), ...(sources.telemetryEnv?.(workload) ?? [])],
+    securityContext: restrictedContainer(),
+    volumeMounts: [{ name: "tmp", mountPath: "/tmp" }],
+    ...rest,
+  };
+}
+
 export class Workers extends pulumi.ComponentResource {
   readonly pools: Record<string, Workload> = {};
   readonly beat?: Workload;
@@ -66,18 +84,8 @@ export class Workers extends pulumi.ComponentResource {
       { parent: this },
     );
     const annotations = { "checksum/config": checksum(configData), "checksum/secrets": secretsChecksum(cfg) };
-    const secretEnvs = secretEnvFor(envSources(args), deps);
-    const appContainer = (workload: string, rest: Partial<Container> & { resources: Container["resources"] }): Container => ({
-      name: workload,
-      image: w.image,
-      imagePullPolicy: "IfNotPresent",
-      command: ["celery"],
-      envFrom: [{ configMapRef: { name: "worker-config" } }],
-      env: [{ name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } }, ...secretEnvs, ...(args.telemetryEnv?.(workload) ?? [])],
-      securityContext: restrictedContainer(),
-      volumeMounts: [{ name: "tmp", mountPath: "/tmp" }],
-      ...rest,
-    });
+    const sources = envSources(args);
+    const appContainer = (workload: string, rest: AppContainerParts) => celeryContainer(cfg, sources, deps, workload, rest);
 
     for (const [pool, p] of Object.entries(w.pools)) {
       const workload = `worker-${pool}`;

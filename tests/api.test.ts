@@ -5,7 +5,8 @@ import { keyOwner, secretEnvFor } from "../components/lib/appwiring";
 import { serviceHost } from "../components/lib/ports";
 import { selectorLabels } from "../components/lib/labels";
 import type { HttpServiceConfig } from "../config/app";
-import { assertRestricted, configOf, container, envNamed, podSpec, selects, sortedJson, validateK8s } from "./apphelpers";
+import { httpPod } from "../components/services";
+import { assertRestricted, configOf, stackConfig, container, envNamed, podSpec, selects, sortedJson, validateK8s } from "./apphelpers";
 import { evaluate, evaluateStack, findObject, objectsOfKind, ok, recordOf, STACKS } from "./harness";
 import type { Evaluation, K8sObject } from "./harness";
 
@@ -312,6 +313,24 @@ describe("api (HTTP services)", () => {
       expect(ev.outputs.routes).to.deep.equal([]);
       const policies = objectsOfKind(ev, "NetworkPolicy").map((p: K8sObject) => JSON.stringify(p));
       for (const name of ["api", "worker-default", "beat", "flower"]) expect(policies.some((p: string) => p.includes(`"app.kubernetes.io/name":"${name}"`)), name).to.equal(false);
+    });
+
+    it("wires the connections Secret and telemetry env into the API container when the integrator passes them", () => {
+      const cfg = stackConfig("prod");
+      const svc = cfg.services.api;
+      if (svc.kind !== "http") throw new Error("api is http");
+      const telemetry = (w: string) => [{ name: "OTEL_SERVICE_NAME", value: w }];
+      const pod = httpPod(cfg, "api", svc, {
+        app: { name: "app-secrets", keys: ["DB_USER", "DB_PASSWORD", "JWT_SECRET", "ENCRYPTION_KEY"] },
+        connections: { name: "app-connections", keys: ["DATABASE_URL", "DB_HOST", "REDIS_URL", "CELERY_BROKER_URL", "MONGODB_URI"] },
+        telemetryEnv: telemetry,
+      });
+      const env = pod.container.env as K8sObject[];
+      for (const key of ["DATABASE_URL", "DB_HOST", "REDIS_URL", "CELERY_BROKER_URL", "MONGODB_URI"]) {
+        expect(env.find((e) => e.name === key)?.valueFrom.secretKeyRef).to.deep.equal({ name: "app-connections", key });
+      }
+      expect(env[env.length - 1]).to.deep.equal({ name: "OTEL_SERVICE_NAME", value: "api" });
+      expect(pod.configData.SMTP_HOST).to.equal(serviceHost("postfix", cfg.platform.mailNamespace));
     });
 
     it("maps the data tier's connection keys to env only for declared dependencies", () => {

@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import { inventory, surgePods } from "../config/inventory";
-import { pingCommand } from "../components/workers";
+import { celeryContainer, pingCommand } from "../components/workers";
 import { assertRestricted, configOf, stackConfig, container, envNamed, podSpec, selects, validateK8s } from "./apphelpers";
 import { evaluate, evaluateStack, findObject, objectsOfKind, ok, recordOf, STACKS } from "./harness";
 import type { Evaluation, K8sObject } from "./harness";
@@ -186,6 +186,25 @@ describe("workers (Celery pools, beat, Flower)", () => {
       expect(envNamed(container(findObject(ev, "Deployment", "worker-audio")), "DB_PASSWORD")).to.be.undefined;
       expect(findObject(ev, "ConfigMap", "worker-config").data.SMTP_HOST).to.be.undefined;
     });
+  });
+
+  it("wires the connections Secret and telemetry env into worker containers when the integrator passes them", () => {
+    const cfg = stackConfig("prod");
+    const c = celeryContainer(
+      cfg,
+      {
+        app: { name: "app-secrets", keys: ["JWT_SECRET"] },
+        connections: { name: "app-connections", keys: ["CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "DATABASE_URL"] },
+        telemetryEnv: (w) => [{ name: "OTEL_SERVICE_NAME", value: w }],
+      },
+      ["redis"],
+      "worker-default",
+      { resources: cfg.workers.pools.default.resources },
+    );
+    const env = c.env as K8sObject[];
+    expect(env.map((e) => e.name)).to.deep.equal(["POD_NAME", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "JWT_SECRET", "OTEL_SERVICE_NAME"]);
+    expect(envNamed(c, "CELERY_BROKER_URL").valueFrom.secretKeyRef).to.deep.equal({ name: "app-connections", key: "CELERY_BROKER_URL" });
+    expect(envNamed(c, "OTEL_SERVICE_NAME").value).to.equal("worker-default");
   });
 
   describe("bad configurations are rejected before any resource exists", () => {
