@@ -225,8 +225,11 @@ export function servicesDefaults(env: Environment): Record<string, z.input<typeo
       ...t,
       image: "ghcr.io/example/email-api:1.0.0",
       path: "/api",
-      // Seed 000 exposes the API through email-service-lb too; a local cluster has no load balancer.
-      expose: { type: perEnv(env, { dev: "NodePort", staging: "LoadBalancer", prod: "LoadBalancer" }), sessionAffinity: true, sessionAffinityTimeoutSeconds: SESSION_AFFINITY_SECONDS, sourceRanges: [] },
+      // Seed 000 also published the API on a plain-HTTP LoadBalancer (email-service-lb). Secure by
+      // default: staging/prod are reached through the edge's TLS Ingress only, and `expose.type:
+      // LoadBalancer` brings the seed's LB back (ClientIP affinity set). Dev gets a NodePort, as a
+      // local cluster has neither a load balancer nor, necessarily, an ingress controller.
+      expose: { type: perEnv(env, { dev: "NodePort", staging: "None", prod: "None" }), sessionAffinity: true, sessionAffinityTimeoutSeconds: SESSION_AFFINITY_SECONDS, sourceRanges: [] },
       // Seed 000's email-service-config.
       env: {
         FLASK_ENV: perEnv(env, { dev: "development", staging: "production", prod: "production" }),

@@ -143,7 +143,7 @@ describe("api (HTTP services)", () => {
         expect(spec.topologySpreadConstraints[0]).to.include({ topologyKey: "topology.kubernetes.io/zone", whenUnsatisfiable: "ScheduleAnyway" });
       });
 
-      it("has a ClusterIP Service and an external one with ClientIP affinity (NodePort in dev)", async () => {
+      it("has a ClusterIP Service, and an external NodePort with ClientIP affinity in dev only", async () => {
         const ev = ok(await evaluateStack(stack));
         const cfg = configOf(ev);
         const d = findObject(ev, "Deployment", "api");
@@ -157,10 +157,15 @@ describe("api (HTTP services)", () => {
         for (const p of svc.spec.ports) expect(containerPorts.has(p.targetPort), p.targetPort).to.equal(true);
         expect(svc.spec.selector).to.deep.equal(selectorLabels(cfg, { name: "api", component: "api" }));
         expect(selects(svc.spec.selector, d.spec.template.metadata.labels)).to.equal(true);
-        const lb = findObject(ev, "Service", "api-lb", cfg.platform.namespace);
-        expect(lb.spec.type).to.equal(stack === "dev" ? "NodePort" : "LoadBalancer");
-        expect(lb.spec.sessionAffinity).to.equal("ClientIP");
-        expect(lb.spec.sessionAffinityConfig.clientIP.timeoutSeconds).to.equal(10800);
+        // External exposure only where config asks: a NodePort in dev; staging/prod use the edge's Ingress.
+        const lbs = objectsOfKind(ev, "Service").filter((s: K8sObject) => s.metadata.name === "api-lb");
+        expect(api(ev).expose.type).to.equal(stack === "dev" ? "NodePort" : "None");
+        expect(lbs).to.have.length(stack === "dev" ? 1 : 0);
+        if (stack === "dev") {
+          expect(lbs[0].spec.type).to.equal("NodePort");
+          expect(lbs[0].spec.sessionAffinity).to.equal("ClientIP");
+          expect(lbs[0].spec.sessionAffinityConfig.clientIP.timeoutSeconds).to.equal(10800);
+        }
         expect(inventory(cfg).find((g) => g.name === "api")!.metricsPort).to.equal(9090);
       });
 
@@ -186,8 +191,9 @@ describe("api (HTTP services)", () => {
         expect(egress.get("jaeger")).to.deep.equal([4317, 4318]);
         expect(egress.get("postfix")).to.deep.equal([587]);
         const policy = findObject(ev, "NetworkPolicy", "allow-api");
-        const external = policy.spec.ingress.find((r: K8sObject) => r.from[0].ipBlock);
-        expect(external.ports).to.deep.equal([{ port: 5000, protocol: "TCP" }]);
+        const external = (policy.spec.ingress ?? []).filter((r: K8sObject) => r.from[0].ipBlock);
+        // Only the dev NodePort admits clients from outside the cluster.
+        expect(external.map((r: K8sObject) => r.ports)).to.deep.equal(stack === "dev" ? [[{ port: 5000, protocol: "TCP" }]] : []);
         expect(ev.outputs.routes).to.deep.include({ path: "/api", service: "api", port: 5000 });
       });
 
@@ -290,6 +296,17 @@ describe("api (HTTP services)", () => {
       expect(findObject(ev, "ConfigMap", "api-config").data.FEATURE_X).to.equal("on");
       const changed = findObject(ev, "Deployment", "api");
       expect(changed.spec.template.metadata.annotations["checksum/config"]).to.not.equal(base.spec.template.metadata.annotations["checksum/config"]);
+    });
+
+    it("a LoadBalancer where config asks: ClientIP affinity 10800 s, client IP kept, source ranges enforced twice", async () => {
+      const ev = ok(await evaluate({ stack: "prod", set: { "services.api.expose.type": "LoadBalancer", "services.api.expose.sourceRanges": ["203.0.113.0/24"] } }));
+      const lb = findObject(ev, "Service", "api-lb");
+      expect(lb.spec).to.deep.include({ type: "LoadBalancer", sessionAffinity: "ClientIP", externalTrafficPolicy: "Local", loadBalancerSourceRanges: ["203.0.113.0/24"] });
+      expect(lb.spec.sessionAffinityConfig.clientIP.timeoutSeconds).to.equal(10800);
+      expect(lb.spec.ports).to.deep.equal([{ name: "http", port: 5000, targetPort: "http", protocol: "TCP" }]);
+      const ingress = findObject(ev, "NetworkPolicy", "allow-api").spec.ingress;
+      expect(ingress).to.deep.include({ from: [{ ipBlock: { cidr: "203.0.113.0/24" } }], ports: [{ port: 5000, protocol: "TCP" }] });
+      await validateK8s(lb);
     });
 
     it("a disabled tier disappears from the default dependencies: no env var, no edge", async () => {
