@@ -10,6 +10,8 @@ import { MailTier } from "./mail";
 import { NetworkPolicies } from "./network";
 import { Platform } from "./platform";
 import { GeneratedSecrets } from "./secrets";
+import { HttpServices } from "./services";
+import { Workers } from "./workers";
 
 export interface BuiltPlatform {
   outputs: Record<string, pulumi.Input<unknown>>;
@@ -37,6 +39,11 @@ export function buildPlatform({ config: cfg, secret }: LoadedConfig): BuiltPlatf
     ? new MailTier("mail", { config: cfg, namespace: platform.namespaces.mail, appNamespace: platform.namespaces.app, serviceAccount: (n) => platform.serviceAccount(n), graph, secret }, opts)
     : undefined;
 
+  // Application tiers; the integrator adds `connections` (data tier) and `telemetryEnv` (observability).
+  const app = { config: cfg, platform, secrets, graph };
+  const services = new HttpServices("services", app, opts);
+  const workers = cfg.workers.enabled ? new Workers("workers", app, opts) : undefined;
+
   new NetworkPolicies("network", { config: cfg, graph }, opts);
 
   return {
@@ -44,6 +51,7 @@ export function buildPlatform({ config: cfg, secret }: LoadedConfig): BuiltPlatf
       environment: cfg.environment,
       kubeContext: cfg.cluster.context ?? "(current context)",
       namespaces: platform.namespaces,
+      routes: [...services.routes, ...(workers?.routes ?? [])],
       secretNames: { app: secrets.app.name, postgres: secrets.postgres?.name, redis: secrets.redis?.name, mongo: secrets.mongo?.name },
       ...(mail ? mail.outputs() : {}),
     },

@@ -4,6 +4,7 @@
 import type { PlatformConfig } from "./schema";
 import type { Resources } from "./common";
 import { bytes, cpuMillis } from "./quantity";
+import { PORTS } from "../components/lib/ports";
 
 export type NamespaceRole = "app" | "mail";
 
@@ -19,6 +20,8 @@ export interface PodGroup {
   containers: Resources[];
   /** PersistentVolumeClaims per pod. */
   volumes: number;
+  /** Port named `metrics` on the group's Service, when the workload exposes Prometheus metrics. */
+  metricsPort?: number;
 }
 
 /** Namespace name of a role, from config. */
@@ -33,10 +36,13 @@ export function surgePods(replicas: number): number {
 
 export function inventory(cfg: PlatformConfig): PodGroup[] {
   const groups: PodGroup[] = [];
+  // App tier (components/services.ts, components/workers.ts): Deployments that roll with surge,
+  // except the singletons (beat, Flower), which use Recreate.
   for (const [name, svc] of Object.entries(cfg.services)) {
     if (!svc.enabled) continue;
     const max = Math.max(svc.replicas, svc.hpa.maxReplicas);
-    groups.push({ name, namespace: "app", serviceAccount: name, maxPods: max, surge: surgePods(max), containers: [svc.resources], volumes: 0 });
+    const metricsPort = svc.kind === "http" ? (svc.ports.metrics ?? undefined) : undefined;
+    groups.push({ name, namespace: "app", serviceAccount: name, maxPods: max, surge: surgePods(max), containers: [svc.resources], volumes: 0, ...(metricsPort ? { metricsPort } : {}) });
   }
   if (cfg.workers.enabled) {
     for (const [pool, p] of Object.entries(cfg.workers.pools)) {
@@ -47,7 +53,7 @@ export function inventory(cfg: PlatformConfig): PodGroup[] {
       groups.push({ name: "beat", namespace: "app", serviceAccount: "beat", maxPods: 1, surge: 0, containers: [cfg.workers.beat.resources], volumes: 0 });
     }
     if (cfg.workers.flower.enabled) {
-      groups.push({ name: "flower", namespace: "app", serviceAccount: "flower", maxPods: 1, surge: 0, containers: [cfg.workers.flower.resources], volumes: 0 });
+      groups.push({ name: "flower", namespace: "app", serviceAccount: "flower", maxPods: 1, surge: 0, containers: [cfg.workers.flower.resources], volumes: 0, metricsPort: PORTS.flower.http });
     }
   }
   for (const store of ["postgres", "redis", "mongo"] as const) {

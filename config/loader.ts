@@ -5,6 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { z } from "zod";
 import { ENVIRONMENTS } from "./common";
 import type { Environment } from "./common";
+import { withAppTemplates } from "./app";
 import { defaultsFor, requiredSecrets, rootSchema } from "./schema";
 import type { PlatformConfig } from "./schema";
 
@@ -71,7 +72,8 @@ export function parseConfig(raw: Record<string, unknown>, opts: ParseOptions): P
   const known = Object.keys(rootSchema.shape);
   const strays = Object.keys(raw).filter((k) => !known.includes(k));
   const plain = Object.fromEntries(Object.entries(raw).filter(([k]) => known.includes(k)));
-  const merged = deepMerge(defaultsFor(env), plain) as Record<string, unknown>;
+  // New service entries and worker pools start from their kind's template (config/app.ts).
+  const merged = withAppTemplates(env, deepMerge(defaultsFor(env), plain) as Record<string, unknown>, deepMerge);
   const result = rootSchema.safeParse(merged);
   if (!result.success) {
     for (const issue of result.error.issues) problems.push(describe(issue, merged));

@@ -3,6 +3,7 @@
 import { z } from "zod";
 import { ENVIRONMENTS } from "./common";
 import type { Environment } from "./common";
+import type { Dependency } from "./app";
 import { servicesDefaults, servicesSchema, workersDefaults, workersSchema } from "./app";
 import { mongoDefaults, mongoSchema, postgresDefaults, postgresSchema, redisDefaults, redisSchema } from "./data";
 import { mailDefaults, mailSchema } from "./mail";
@@ -50,6 +51,23 @@ export const rootSchema = z
           ctx.addIssue({ code: "custom", path, message: `must not use the mutable tag 'latest' in ${cfg.environment}; pin a version or digest` });
         }
       }
+    }
+    // App dependencies (services.<name>.dependsOn, workers.dependsOn) must name enabled tiers.
+    const dependents: [(string | number)[], string, readonly Dependency[] | undefined][] = [];
+    for (const [name, s] of Object.entries(cfg.services)) {
+      if (s.enabled && s.kind === "http") dependents.push([["services", name, "dependsOn"], `service "${name}"`, s.dependsOn]);
+    }
+    if (cfg.workers.enabled) dependents.push([["workers", "dependsOn"], "workers", cfg.workers.dependsOn]);
+    for (const [path, who, deps] of dependents) {
+      (deps ?? []).forEach((d, i) => {
+        if (!cfg[d].enabled) ctx.addIssue({ code: "custom", path: [...path, i], message: `${who} depends on ${d}, but ${d} is disabled (${d}.enabled: false)` });
+      });
+    }
+    // Celery needs its broker: beat and every pool talk to Redis.
+    if (cfg.workers.enabled && !cfg.redis.enabled) {
+      ctx.addIssue({ code: "custom", path: ["workers", "enabled"], message: "workers need the Celery broker, but redis is disabled (redis.enabled: false)" });
+    } else if (cfg.workers.enabled && cfg.workers.dependsOn && !cfg.workers.dependsOn.includes("redis")) {
+      ctx.addIssue({ code: "custom", path: ["workers", "dependsOn"], message: "must include redis (the Celery broker)" });
     }
   });
 

@@ -13,7 +13,7 @@ export interface Workload {
 export type External =
   | { kind: "namespace"; name: string; namespace: string; pods?: Record<string, string> }
   | { kind: "internet"; name: "internet" }
-  /** A fixed address range, e.g. a load balancer's private subnet (PROXY protocol sources). */
+  /** A fixed address range: a load balancer's subnet (PROXY protocol) or an exposed Service's client ranges. */
   | { kind: "cidr"; name: string; cidr: string };
 
 export type Peer = string | External;

@@ -1,0 +1,222 @@
+// Celery workers (seeds 000 and 002): one Deployment per pool with its queues and concurrency,
+// liveness asked of Celery itself, HPA and PDB; beat as a guaranteed singleton (1 replica,
+// Recreate, never autoscaled); Flower optional, behind generated basic-auth credentials.
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import type { Dependency, WorkerPoolConfig } from "../config/app";
+import { resolveDependsOn } from "../config/app";
+import type { PlatformConfig } from "../config/schema";
+import type { AppEnvSources } from "./lib/appwiring";
+import { connectDependencies, dependencyConfig, secretEnvFor, sortedData } from "./lib/appwiring";
+import { labels } from "./lib/labels";
+import { checksum, execProbe, httpProbe, restrictedContainer, secretEnv, startupProbe } from "./lib/pod";
+import { PORTS } from "./lib/ports";
+import type { Workload } from "./lib/workload";
+import { createWorkload } from "./lib/workload";
+import type { AppArgs, Route } from "./services";
+import { envSources, secretsChecksum } from "./services";
+
+type Container = k8s.types.input.core.v1.Container;
+type EnvVar = k8s.types.input.core.v1.EnvVar;
+
+export type WorkersArgs = AppArgs;
+
+/** Celery node name of a pool's pod; `$(POD_NAME)` is expanded by the kubelet in args. */
+export function nodeName(pool: string, podNameRef = "$(POD_NAME)"): string {
+  return `${pool}@${podNameRef}`;
+}
+
+/** `celery worker` arguments for a pool. */
+export function workerArgs(app: string, pool: string, p: WorkerPoolConfig, logLevel: string): string[] {
+  return [
+    "-A", app, "worker",
+    "--queues", p.queues.join(","),
+    "--concurrency", String(p.concurrency),
+    "--hostname", nodeName(pool),
+    "--loglevel", logLevel,
+    ...(p.prefetchMultiplier !== undefined ? ["--prefetch-multiplier", String(p.prefetchMultiplier)] : []),
+    ...(p.maxTasksPerChild !== undefined ? ["--max-tasks-per-child", String(p.maxTasksPerChild)] : []),
+  ];
+}
+
+/** Liveness asks Celery whether this very node answers (a hung worker keeps its process alive). */
+export function pingCommand(app: string, pool: string): string[] {
+  return ["sh", "-c", `exec celery -A ${app} inspect ping --destination "${nodeName(pool, "$POD_NAME")}" --timeout 10`];
+}
+
+type AppContainerParts = Partial<Container> & { resources: Container["resources"] };
+
+/** A container of the worker image (pools, beat): ConfigMap, Secrets of its dependencies, telemetry. */
+export function celeryContainer(cfg: PlatformConfig, sources: AppEnvSources, deps: readonly Dependency[], workload: string, rest: AppContainerParts): Container {
+  return {
+    name: workload,
+    image: cfg.workers.image,
+    imagePullPolicy: "IfNotPresent",
+    command: ["celery"],
+    envFrom: [{ configMapRef: { name: "worker-config" } }],
+    env: [{ name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } }, ...secretEnvFor(sources, deps), ...(sources.telemetryEnv?.(workload) ?? [])],
+    securityContext: restrictedContainer(),
+    volumeMounts: [{ name: "tmp", mountPath: "/tmp" }],
+    ...rest,
+  };
+}
+
+export class Workers extends pulumi.ComponentResource {
+  readonly pools: Record<string, Workload> = {};
+  readonly beat?: Workload;
+  readonly flower?: Workload;
+  readonly configMap: k8s.core.v1.ConfigMap;
+  /** `/flower` for the edge when Flower is enabled. */
+  readonly routes: Route[] = [];
+
+  constructor(name: string, args: WorkersArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("platform:app:Workers", name, {}, opts);
+    const { config: cfg, graph } = args;
+    const w = cfg.workers;
+    const namespace = args.platform.namespaces.app;
+    const deps = resolveDependsOn(cfg, w.dependsOn);
+    const logLevel = (w.env.LOG_LEVEL ?? "INFO").toLowerCase();
+
+    const configData = sortedData({ ...dependencyConfig(cfg, deps), ...w.env });
+    this.configMap = new k8s.core.v1.ConfigMap(
+      "worker-config",
+      { metadata: { name: "worker-config", namespace, labels: labels(cfg, { name: "worker", component: "worker", image: w.image }) }, data: configData },
+      { parent: this },
+    );
+    const annotations = { "checksum/config": checksum(configData), "checksum/secrets": secretsChecksum(cfg) };
+    const sources = envSources(args);
+    const appContainer = (workload: string, rest: AppContainerParts) => celeryContainer(cfg, sources, deps, workload, rest);
+
+    for (const [pool, p] of Object.entries(w.pools)) {
+      const workload = `worker-${pool}`;
+      const liveness = execProbe(pingCommand(w.celeryApp, pool), { periodSeconds: 60, timeoutSeconds: 30, failureThreshold: 3 });
+      this.pools[pool] = createWorkload(
+        cfg,
+        {
+          name: workload,
+          component: "worker",
+          image: w.image,
+          namespace,
+          serviceAccount: args.platform.serviceAccount("worker"),
+          containers: [
+            appContainer(workload, {
+              args: workerArgs(w.celeryApp, pool, p, logLevel),
+              resources: p.resources,
+              // Broker connection and imports can be slow; liveness starts once the node answers.
+              startupProbe: { ...startupProbe(liveness, 300, 15), timeoutSeconds: 30 },
+              livenessProbe: liveness,
+            }),
+          ],
+          // SIGTERM starts Celery's warm shutdown: running tasks finish within the grace period.
+          terminationGracePeriodSeconds: w.terminationGracePeriodSeconds,
+          annotations,
+          scaling: { kind: "rolling", replicas: p.hpa.minReplicas, hpa: p.hpa },
+        },
+        this,
+      );
+      connectDependencies(graph, workload, deps);
+    }
+
+    if (w.beat.enabled) {
+      this.beat = createWorkload(
+        cfg,
+        {
+          name: "beat",
+          component: "beat",
+          image: w.image,
+          namespace,
+          serviceAccount: args.platform.serviceAccount("beat"),
+          containers: [
+            appContainer("beat", {
+              // The schedule state lives in the writable /tmp (read-only root filesystem).
+              args: ["-A", w.celeryApp, "beat", "--schedule", "/tmp/celerybeat-schedule", "--pidfile=", "--loglevel", logLevel],
+              resources: w.beat.resources,
+            }),
+          ],
+          terminationGracePeriodSeconds: Math.min(60, w.terminationGracePeriodSeconds),
+          annotations,
+          scaling: { kind: "singleton" },
+        },
+        this,
+      );
+      // Beat only publishes due tasks to the broker (and traces, if configured).
+      connectDependencies(graph, "beat", deps.filter((d): d is Dependency => d === "redis" || d === "jaeger"));
+    }
+
+    if (w.flower.enabled) this.flower = this.buildFlower(cfg, args, namespace);
+    this.registerOutputs({ pools: Object.keys(this.pools), routes: this.routes });
+  }
+
+  private buildFlower(cfg: PlatformConfig, args: WorkersArgs, namespace: pulumi.Output<string>): Workload {
+    const f = cfg.workers.flower;
+    const port = PORTS.flower.http;
+    const auth = args.secrets.flower;
+    if (!auth) throw new Error("flower is enabled but GeneratedSecrets created no flower credentials");
+    const broker = args.connections?.keys.includes("CELERY_BROKER_URL") ? [secretEnv("CELERY_BROKER_URL", args.connections.name, "CELERY_BROKER_URL")] : [];
+    const env: EnvVar[] = [
+      ...broker,
+      // Flower reads FLOWER_* env vars as its options.
+      secretEnv("FLOWER_BASIC_AUTH", auth.name, "FLOWER_BASIC_AUTH"),
+      { name: "FLOWER_PORT", value: String(port) },
+      { name: "FLOWER_URL_PREFIX", value: "flower" },
+      { name: "FLOWER_PERSISTENT", value: "False" },
+    ];
+    const probe = (periodSeconds: number) => httpProbe("/flower/healthcheck", "http", { periodSeconds });
+    const workload = createWorkload(
+      cfg,
+      {
+        name: "flower",
+        component: "flower",
+        image: f.image,
+        namespace,
+        serviceAccount: args.platform.serviceAccount("flower"),
+        containers: [
+          {
+            name: "flower",
+            image: f.image,
+            imagePullPolicy: "IfNotPresent",
+            command: ["celery", "flower"],
+            ports: [{ name: "http", containerPort: port, protocol: "TCP" }],
+            env,
+            resources: f.resources,
+            startupProbe: startupProbe(probe(10), 60),
+            livenessProbe: probe(10),
+            readinessProbe: probe(5),
+            securityContext: restrictedContainer(),
+            volumeMounts: [
+              { name: "tmp", mountPath: "/tmp" },
+              { name: "data", mountPath: "/data" },
+            ],
+          },
+        ],
+        volumes: [{ name: "data", emptyDir: { sizeLimit: "64Mi" } }],
+        terminationGracePeriodSeconds: 30,
+        annotations: { "checksum/secrets": secretsChecksum(cfg) },
+        scaling: { kind: "singleton" },
+      },
+      this,
+    );
+    new k8s.core.v1.Service(
+      "flower",
+      {
+        metadata: { name: "flower", namespace, labels: labels(cfg, { name: "flower", component: "flower", image: f.image }) },
+        spec: {
+          type: "ClusterIP",
+          selector: workload.selector,
+          // Flower serves /metrics on its HTTP port; the `metrics` port lets a ServiceMonitor find it by name.
+          ports: [
+            { name: "http", port, targetPort: "http", protocol: "TCP" },
+            { name: "metrics", port: FLOWER_METRICS_SERVICE_PORT, targetPort: "http", protocol: "TCP" },
+          ],
+        },
+      },
+      { parent: this },
+    );
+    args.graph.connect("flower", "redis", [PORTS.redis.redis], "flower reads Celery events from the broker");
+    this.routes.push({ path: "/flower", service: "flower", port });
+    return workload;
+  }
+}
+
+/** Service port of Flower's `metrics` name (a Service cannot list port 5555 twice). */
+export const FLOWER_METRICS_SERVICE_PORT = 9555;
