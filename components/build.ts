@@ -4,6 +4,7 @@ import * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
 import { inventory, namespaceOf } from "../config/inventory";
 import type { LoadedConfig } from "../config/loader";
+import { DataTier } from "./data";
 import { DependencyGraph } from "./lib/graph";
 import { selectorLabels } from "./lib/labels";
 import { NetworkPolicies } from "./network";
@@ -32,6 +33,8 @@ export function buildPlatform({ config: cfg, secret }: LoadedConfig): BuiltPlatf
   const platform = new Platform("platform", { config: cfg, inventory: pods }, opts);
   const secrets = new GeneratedSecrets("secrets", { config: cfg, namespace: platform.namespaces.app, external: secret }, opts);
 
+  const data = new DataTier("data", { config: cfg, namespace: platform.namespaces.app, serviceAccount: (n) => platform.serviceAccount(n), secrets, graph }, opts);
+
   new NetworkPolicies("network", { config: cfg, graph }, opts);
 
   return {
@@ -39,6 +42,8 @@ export function buildPlatform({ config: cfg, secret }: LoadedConfig): BuiltPlatf
       environment: cfg.environment,
       kubeContext: cfg.cluster.context ?? "(current context)",
       namespaces: platform.namespaces,
+      dataStores: data.outputs,
+      connectionSecret: data.connections?.name,
       secretNames: { app: secrets.app.name, postgres: secrets.postgres?.name, redis: secrets.redis?.name, mongo: secrets.mongo?.name },
     },
   };

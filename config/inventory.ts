@@ -4,6 +4,8 @@
 import type { PlatformConfig } from "./schema";
 import type { Resources } from "./common";
 import { bytes, cpuMillis } from "./quantity";
+import { STORES } from "./data";
+import { PORTS } from "../components/lib/ports";
 
 export type NamespaceRole = "app" | "mail";
 
@@ -19,6 +21,8 @@ export interface PodGroup {
   containers: Resources[];
   /** PersistentVolumeClaims per pod. */
   volumes: number;
+  /** Port of the group's Prometheus endpoint (named `metrics`), when it has one. */
+  metricsPort?: number;
 }
 
 /** Namespace name of a role, from config. */
@@ -50,9 +54,25 @@ export function inventory(cfg: PlatformConfig): PodGroup[] {
       groups.push({ name: "flower", namespace: "app", serviceAccount: "flower", maxPods: 1, surge: 0, containers: [cfg.workers.flower.resources], volumes: 0 });
     }
   }
-  for (const store of ["postgres", "redis", "mongo"] as const) {
+  for (const store of STORES) {
     const s = cfg[store];
-    if (s.enabled) groups.push({ name: store, namespace: "app", serviceAccount: store, maxPods: s.replicas, surge: 0, containers: [s.resources], volumes: 1 });
+    if (!s.enabled) continue;
+    // The exporter is a sidecar in the store pod; backups are CronJob pods with their own PVC.
+    const exporter = s.exporter.enabled;
+    groups.push({
+      name: store,
+      namespace: "app",
+      serviceAccount: store,
+      maxPods: s.replicas,
+      surge: 0,
+      containers: exporter ? [s.resources, s.exporter.resources] : [s.resources],
+      volumes: 1,
+      ...(exporter ? { metricsPort: PORTS[store].metrics } : {}),
+    });
+    if (s.backup.enabled) {
+      // concurrencyPolicy Forbid: never more than one backup pod of a store.
+      groups.push({ name: `${store}-backup`, namespace: "app", serviceAccount: "backup", maxPods: 1, surge: 0, containers: [s.backup.resources], volumes: 1 });
+    }
   }
   if (cfg.mail.enabled) {
     for (const daemon of ["postfix", "dovecot"] as const) {
