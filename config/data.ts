@@ -112,6 +112,9 @@ function safeBytes(q: string): number | undefined {
 
 // ---------- defaults ----------
 
+/** The Postgres credential-sync sidecar (components/data/postgres.ts): a shell loop, then asleep. */
+export const CREDENTIAL_SYNC_RESOURCES = res("10m", "16Mi", "100m", "64Mi");
+
 const EXPORTER_RES = res("50m", "32Mi", "200m", "128Mi");
 
 function backupResources(env: Environment) {

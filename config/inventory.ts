@@ -4,7 +4,7 @@
 import type { PlatformConfig } from "./schema";
 import type { Resources } from "./common";
 import { bytes, cpuMillis } from "./quantity";
-import { STORES } from "./data";
+import { CREDENTIAL_SYNC_RESOURCES, STORES } from "./data";
 import { PORTS } from "../components/lib/ports";
 
 export type NamespaceRole = "app" | "mail";
@@ -65,7 +65,7 @@ export function inventory(cfg: PlatformConfig): PodGroup[] {
       serviceAccount: store,
       maxPods: s.replicas,
       surge: 0,
-      containers: exporter ? [s.resources, s.exporter.resources] : [s.resources],
+      containers: [s.resources, ...(store === "postgres" ? [CREDENTIAL_SYNC_RESOURCES] : []), ...(exporter ? [s.exporter.resources] : [])],
       volumes: 1,
       ...(exporter ? { metricsPort: PORTS[store].metrics } : {}),
     });

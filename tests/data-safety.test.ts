@@ -33,6 +33,15 @@ describe("data tier: safety", () => {
         expect(recordOf(ev, "Secret", CONNECTION_SECRET).options.protect).to.equal(prod);
       });
 
+      it("store pods carry a checksum of their credentials (a rotation restarts them), kept secret", async () => {
+        const ev = ok(await evaluateStack(stack));
+        for (const store of STORES) {
+          const rec = recordOf(ev, "StatefulSet", store);
+          expect(rec.inputs.spec.template.metadata.annotations["checksum/credentials"], store).to.match(/^[0-9a-f]{64}$/);
+          expect(rec.secretPaths.some((p) => "spec.template.metadata.annotations.checksum/credentials".startsWith(p)), store).to.equal(true);
+        }
+      });
+
       for (const store of STORES) {
         const b = cfg[store].backup;
         it(`${store}: backup ${b.enabled ? `CronJob at '${b.schedule}' keeping ${b.retention}` : "off"}`, async () => {

@@ -72,8 +72,10 @@ describe("data tier: stores", () => {
           const names = podSpec(set).containers.map((c: { name: string }) => c.name);
           const group = inventory(cfg).find((g) => g.name === store)!;
           const client = findObject(ev, "Service", store, ns);
+          // The inventory (quota sizing) counts exactly the containers the pod runs.
+          expect(group.containers).to.deep.equal(podSpec(set).containers.map((c: { resources: unknown }) => c.resources));
           if (!s.exporter.enabled) {
-            expect(names).to.deep.equal([store]);
+            expect(names).not.to.include("exporter");
             expect(group.metricsPort).to.equal(undefined);
             expect(client.spec.ports.map((p: { name: string }) => p.name)).not.to.include("metrics");
             return;
@@ -83,7 +85,6 @@ describe("data tier: stores", () => {
           expect(exporter.ports).to.deep.equal([{ name: "metrics", containerPort: PORTS[store].metrics, protocol: "TCP" }]);
           expect(exporter.resources).to.deep.equal(s.exporter.resources);
           expect(group.metricsPort).to.equal(PORTS[store].metrics);
-          expect(group.containers).to.deep.equal([s.resources, s.exporter.resources]);
           expect(client.spec.ports).to.deep.include({ name: "metrics", port: PORTS[store].metrics, targetPort: "metrics", protocol: "TCP" });
           // Exporter credentials only through secretKeyRef.
           for (const v of Object.values(envOf(exporter))) if (typeof v !== "string") expect(v.secret).to.equal(`${store}-credentials`);
@@ -109,6 +110,11 @@ describe("data tier: stores", () => {
         const script: string = Object.values(init.data)[0] as string;
         expect(script).to.include('CREATE ROLE :"app_user" LOGIN PASSWORD').and.include("$APP_DB_PASSWORD").and.include("ON_ERROR_STOP=1");
         expect(pg.volumeMounts).to.deep.include({ name: "init", mountPath: "/docker-entrypoint-initdb.d", readOnly: true });
+        // Rotation: the sync sidecar resets both role passwords over the shared socket directory.
+        const sync = container(sts(ev, "postgres"), "credential-sync");
+        expect(sync.command[2]).to.include('ALTER ROLE :"app_user" PASSWORD :\'app_password\'').and.include("-h /var/run/postgresql");
+        expect(sync.volumeMounts).to.deep.equal([{ name: "run", mountPath: "/var/run/postgresql" }]);
+        expect(envOf(sync).APP_DB_PASSWORD).to.deep.equal({ secret: "postgres-credentials", key: "APP_DB_PASSWORD" });
         const mounts = pg.volumeMounts.map((m: { mountPath: string }) => m.mountPath);
         expect(mounts).to.include.members(["/var/run/postgresql", "/tmp"]);
       });

@@ -13,6 +13,8 @@ export interface StoreComponentArgs {
   /** The store's generated credentials (components/secrets.ts). */
   credentials: SecretRef;
   graph: DependencyGraph;
+  /** sha256 of the store's generated credentials: a rotation rolls the store pod, which reads them at start. */
+  credentialsChecksum: pulumi.Input<string>;
 }
 
 /** In-cluster DNS name of a store's client Service (Service name = store name). */

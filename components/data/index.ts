@@ -5,6 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { PlatformConfig } from "../../config/schema";
 import type { DependencyGraph } from "../lib/graph";
 import { platformLabels } from "../lib/labels";
+import { checksum } from "../lib/pod";
 import type { GeneratedSecrets, SecretRef } from "../secrets";
 import type { StoreComponentArgs } from "./common";
 import { CONNECTION_SECRET, connectionData, connectionKeys } from "./connections";
@@ -35,14 +36,15 @@ export class DataTier extends pulumi.ComponentResource {
     super("platform:data:DataTier", name, {}, opts);
     const cfg = args.config;
     const base = { config: cfg, namespace: args.namespace, serviceAccount: args.serviceAccount, graph: args.graph };
-    const creds = (ref: SecretRef | undefined, store: string): StoreComponentArgs => {
+    const v = args.secrets.values;
+    const creds = (ref: SecretRef | undefined, store: string, values: (pulumi.Output<string> | undefined)[]): StoreComponentArgs => {
       if (!ref) throw new Error(`${store} is enabled but GeneratedSecrets created no credentials for it`);
-      return { ...base, credentials: ref };
+      return { ...base, credentials: ref, credentialsChecksum: checksum(pulumi.all(values.map((x) => x ?? ""))) };
     };
     const child = { parent: this };
-    if (cfg.postgres.enabled) this.postgres = new Postgres("postgres", creds(args.secrets.postgres, "postgres"), child);
-    if (cfg.redis.enabled) this.redis = new Redis("redis", creds(args.secrets.redis, "redis"), child);
-    if (cfg.mongo.enabled) this.mongo = new Mongo("mongo", creds(args.secrets.mongo, "mongo"), child);
+    if (cfg.postgres.enabled) this.postgres = new Postgres("postgres", creds(args.secrets.postgres, "postgres", [v.postgresPassword, v.postgresSuperuserPassword]), child);
+    if (cfg.redis.enabled) this.redis = new Redis("redis", creds(args.secrets.redis, "redis", [v.redisPassword]), child);
+    if (cfg.mongo.enabled) this.mongo = new Mongo("mongo", creds(args.secrets.mongo, "mongo", [v.mongoRootPassword, v.mongoAppPassword]), child);
     for (const [key, s] of Object.entries({ postgres: this.postgres, redis: this.redis, mongo: this.mongo })) {
       if (s) this.outputs[key] = pulumi.interpolate`${s.host}:${s.port}`;
     }

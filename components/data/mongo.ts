@@ -86,6 +86,7 @@ export class Mongo extends pulumi.ComponentResource {
           "--compatible-mode",
         ],
       },
+      credentialsChecksum: args.credentialsChecksum,
       terminationGracePeriodSeconds: 60,
     });
     this.statefulSet = store.statefulSet;

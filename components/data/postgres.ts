@@ -3,10 +3,10 @@
 // postgres_exporter sidecar and a nightly pg_dump.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { postgresTuning } from "../../config/data";
+import { CREDENTIAL_SYNC_RESOURCES, postgresTuning } from "../../config/data";
 import { bytes, formatBytes } from "../../config/quantity";
 import { labels } from "../lib/labels";
-import { execProbe, secretEnv, startupProbe } from "../lib/pod";
+import { execProbe, restrictedContainer, secretEnv, startupProbe } from "../lib/pod";
 import { PORTS } from "../lib/ports";
 import { createBackup } from "./backup";
 import type { StoreComponentArgs } from "./common";
@@ -30,6 +30,28 @@ CREATE ROLE :"app_user" LOGIN PASSWORD :'app_password';
 ALTER DATABASE :"app_db" OWNER TO :"app_user";
 ALTER SCHEMA public OWNER TO :"app_user";
 EOSQL
+`;
+
+/**
+ * Keeps the role passwords equal to the Secret. The init script runs only on an empty volume, so
+ * after a rotation (secrets.rotate.postgres) the database would still hold the old passwords and
+ * lock the application out. The sidecar connects over the pod-local socket (the official image
+ * trusts local connections, so it needs no old password), waits for the init script's role, and
+ * sets both passwords; the credentials checksum on the pod template restarts it on rotation.
+ * Existence is checked first so no failing ALTER ROLE statement (with its password) is logged.
+ */
+export const POSTGRES_SYNC_SCRIPT = `set -u
+trap 'exit 0' TERM INT
+sql() { psql -h /var/run/postgresql -U "$POSTGRES_USER" -d postgres -qAt -v ON_ERROR_STOP=1 \
+  -v su="$POSTGRES_USER" -v su_password="$POSTGRES_PASSWORD" -v app_user="$APP_DB_USER" -v app_password="$APP_DB_PASSWORD"; }
+until [ "$(echo "SELECT count(*) FROM pg_roles WHERE rolname = :'app_user';" | sql 2>/dev/null)" = "1" ]; do sleep 5 & wait $!; done
+until sql <<'EOSQL'
+ALTER ROLE :"su" PASSWORD :'su_password';
+ALTER ROLE :"app_user" PASSWORD :'app_password';
+EOSQL
+do sleep 5 & wait $!; done
+echo "role passwords match the Secret"
+while :; do sleep 3600 & wait $!; done
 `;
 
 const CREDENTIAL_KEYS = ["POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "APP_DB_USER", "APP_DB_PASSWORD"];
@@ -80,6 +102,17 @@ export class Postgres extends pulumi.ComponentResource {
         startupProbe: startupProbe(isReady, 600, 10),
         volumeMounts: [{ name: "init", mountPath: "/docker-entrypoint-initdb.d", readOnly: true }, run.mount, tmp.mount, { name: "shm", mountPath: "/dev/shm" }],
       },
+      sidecars: [
+        {
+          name: "credential-sync",
+          image: pg.image,
+          command: ["sh", "-c", POSTGRES_SYNC_SCRIPT],
+          env: CREDENTIAL_KEYS.map((k) => secretEnv(k, secret, k)),
+          resources: CREDENTIAL_SYNC_RESOURCES,
+          securityContext: restrictedContainer({ readOnlyRootFilesystem: true }),
+          volumeMounts: [run.mount],
+        },
+      ],
       dataMountPath: POSTGRES_DATA_MOUNT,
       volumes: [
         { name: "init", configMap: { name: init.metadata.name, defaultMode: 0o555 } },
@@ -96,6 +129,7 @@ export class Postgres extends pulumi.ComponentResource {
         args: [`--web.listen-address=:${PORTS.postgres.metrics}`],
       },
       // Postgres needs a few seconds for a fast shutdown checkpoint.
+      credentialsChecksum: args.credentialsChecksum,
       terminationGracePeriodSeconds: 60,
     });
     this.statefulSet = store.statefulSet;

@@ -83,6 +83,7 @@ export class Redis extends pulumi.ComponentResource {
           { name: "REDIS_EXPORTER_WEB_LISTEN_ADDRESS", value: `:${PORTS.redis.metrics}` },
         ],
       },
+      credentialsChecksum: args.credentialsChecksum,
       terminationGracePeriodSeconds: 30,
       // redis.conf is read at start only: a change must roll the pod.
       annotations: { "checksum/config": checksum(conf) },

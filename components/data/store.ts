@@ -51,7 +51,11 @@ export interface StoreArgs {
   /** The exporter sidecar without name/image/ports/resources/securityContext, when enabled. */
   exporter?: Omit<Container, "name" | "image" | "ports" | "resources" | "securityContext">;
   terminationGracePeriodSeconds: number;
-  /** Pod-template annotations (config checksums). */
+  /** Further sidecars (complete containers). */
+  sidecars?: Container[];
+  /** sha256 of the credentials the pod reads at start (annotation `checksum/credentials`). */
+  credentialsChecksum: pulumi.Input<string>;
+  /** Further pod-template annotations (config checksums). */
   annotations?: Record<string, pulumi.Input<string>>;
 }
 
@@ -102,6 +106,7 @@ export function createStore(parent: pulumi.Resource, a: StoreArgs): StoreObjects
       volumeMounts: [{ name: DATA_VOLUME, mountPath: a.dataMountPath }, ...((a.container.volumeMounts as k8s.types.input.core.v1.VolumeMount[]) ?? [])],
     },
   ];
+  containers.push(...(a.sidecars ?? []));
   if (exporter && a.exporter) {
     containers.push({
       livenessProbe: tcpProbe("metrics", { periodSeconds: 20 }),
@@ -132,7 +137,7 @@ export function createStore(parent: pulumi.Resource, a: StoreArgs): StoreObjects
         // Neither deleting the set nor scaling it down ever deletes a data volume.
         persistentVolumeClaimRetentionPolicy: { whenDeleted: "Retain", whenScaled: "Retain" },
         template: {
-          metadata: { labels: podLabels, ...(a.annotations ? { annotations: a.annotations } : {}) },
+          metadata: { labels: podLabels, annotations: { "checksum/credentials": a.credentialsChecksum, ...a.annotations } },
           spec: {
             serviceAccountName: a.serviceAccount,
             automountServiceAccountToken: false,
