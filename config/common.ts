@@ -13,12 +13,10 @@ export function perEnv<T>(env: Environment, values: Record<Environment, T>): T {
 
 export const cpu = z.string().regex(CPU_PATTERN, "must be a CPU quantity such as 250m or 2");
 export const memory = z.string().regex(MEMORY_PATTERN, "must be a memory quantity such as 512Mi or 2Gi");
-const STORAGE_PATTERN = /^\d+(\.\d+)?(Mi|Gi|Ti)$/;
 export const storageSize = z
   .string()
-  .regex(STORAGE_PATTERN, "must be a storage size such as 10Gi")
-  // zod runs refinements after a failed regex too: only measure what parsed (bytes() throws otherwise).
-  .refine((s) => !STORAGE_PATTERN.test(s) || bytes(s) > 0, "must be greater than zero");
+  .regex(/^\d+(\.\d+)?(Mi|Gi|Ti)$/, "must be a storage size such as 10Gi")
+  .refine((s) => !MEMORY_PATTERN.test(s) || bytes(s) > 0, "must be greater than zero");
 
 export const resources = z
   .strictObject({
