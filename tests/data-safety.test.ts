@@ -13,6 +13,8 @@ import type { Evaluation } from "./harness";
 
 const DUMP = { postgres: /pg_dump --format=custom/, redis: /redis-cli -h "\$REDIS_HOST" -p 6379 --rdb "\$OUT"/, mongo: /mongodump .*--gzip --archive="\$OUT"/ };
 
+const HOST_ENV = { postgres: "PGHOST", redis: "REDIS_HOST", mongo: "MONGO_HOST" } as const;
+
 describe("data tier: safety", () => {
   for (const stack of STACKS) {
     describe(stack, () => {
@@ -66,6 +68,8 @@ describe("data tier: safety", () => {
           expect(secretKeys.length).to.be.at.least(1);
           for (const v of secretKeys) expect((v as { secret: string }).secret).to.equal(`${store}-credentials`);
           expect(JSON.stringify(c)).not.to.match(/pw[0-9a-f]{20}/);
+          // It reaches its store through the store's client Service (same namespace, short name).
+          expect(env[HOST_ENV[store]]).to.equal(findObject(ev, "Service", store, ns).metadata.name);
           // Restricted Pod Security.
           expect(pod.securityContext).to.include({ runAsNonRoot: true, runAsUser: STORE_UIDS[store].uid, fsGroup: STORE_UIDS[store].gid });
           expect(c.securityContext).to.deep.include({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } });
@@ -108,6 +112,7 @@ describe("data tier: safety", () => {
         const db = mongo.MONGO_INITDB_DATABASE;
         expect(d.MONGODB_URI).to.equal(`mongodb://${mongo.MONGO_APP_USERNAME}:${mongo.MONGO_APP_PASSWORD}@${host("mongo")}:${PORTS.mongo.mongo}/${db}?authSource=${db}`);
         expect(ev.outputs.connectionSecret).to.equal(CONNECTION_SECRET);
+        expect(ev.outputs.dataStores).to.deep.equal({ postgres: "postgres:5432", redis: "redis:6379", mongo: "mongo:27017" });
       });
     });
   }

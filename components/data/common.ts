@@ -18,8 +18,8 @@ export interface StoreComponentArgs {
 }
 
 /** In-cluster DNS name of a store's client Service (Service name = store name). */
-export function storeHost(store: string, namespace: pulumi.Input<string>): pulumi.Output<string> {
-  return pulumi.output(namespace).apply((ns) => serviceHost(store, ns));
+export function storeHost(service: pulumi.Input<string>, namespace: pulumi.Input<string>): pulumi.Output<string> {
+  return pulumi.all([service, namespace]).apply(([s, ns]) => serviceHost(s, ns));
 }
 
 /** Fails early (at construction, not at apply time) when the credentials lack a key a pod reads. */

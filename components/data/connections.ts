@@ -3,14 +3,18 @@
 // Only enabled stores contribute keys. The app tier maps each key with secretKeyRef.
 import * as pulumi from "@pulumi/pulumi";
 import { STORES } from "../../config/data";
+import type { StoreName } from "../../config/data";
 import type { PlatformConfig } from "../../config/schema";
-import { PORTS, serviceHost as hostOf } from "../lib/ports";
+import { PORTS } from "../lib/ports";
 import type { GeneratedSecrets } from "../secrets";
 
 export const CONNECTION_SECRET = "app-connections";
 
 /** Redis logical databases: cache, Celery broker and Celery results kept apart (FLUSHDB on one spares the others). */
 export const REDIS_DB = { cache: 0, broker: 1, results: 2 } as const;
+
+/** Service DNS name of each enabled store (serviceHost of its client Service). */
+export type StoreHosts = Partial<Record<StoreName, pulumi.Input<string>>>;
 
 /** The keys `app-connections` holds for a config (enabled stores only). */
 export function connectionKeys(cfg: PlatformConfig): string[] {
@@ -25,7 +29,7 @@ export const CONNECTION_KEYS = {
 } as const;
 
 function need<T>(v: T | undefined, what: string): T {
-  if (v === undefined) throw new Error(`generated secrets lack ${what}; is the store enabled in GeneratedSecrets?`);
+  if (v === undefined) throw new Error(`app-connections: missing ${what} (is the store enabled?)`);
   return v;
 }
 
@@ -33,13 +37,12 @@ function need<T>(v: T | undefined, what: string): T {
  * Connection settings for the enabled stores. Generated passwords are alphanumeric, but user
  * and database names are escaped anyway so a config change can never break a URL.
  */
-export function connectionData(cfg: PlatformConfig, namespace: pulumi.Input<string>, values: GeneratedSecrets["values"]): Record<string, pulumi.Output<string>> {
+export function connectionData(cfg: PlatformConfig, hosts: StoreHosts, values: GeneratedSecrets["values"]): Record<string, pulumi.Output<string>> {
   const out: Record<string, pulumi.Output<string>> = {};
   const e = encodeURIComponent;
-  const ns = pulumi.output(namespace);
-  const serviceHost = (store: string) => ns.apply((n) => hostOf(store, n));
+  const hostOf = (store: StoreName) => need(hosts[store], `the ${store} Service`);
   if (cfg.postgres.enabled) {
-    const host = serviceHost("postgres");
+    const host = pulumi.output(hostOf("postgres"));
     const port = PORTS.postgres.sql;
     const db = cfg.secrets.postgresDatabase;
     const password = need(values.postgresPassword, "the Postgres password");
@@ -50,7 +53,7 @@ export function connectionData(cfg: PlatformConfig, namespace: pulumi.Input<stri
     out.DB_NAME = pulumi.output(db);
   }
   if (cfg.redis.enabled) {
-    const base = pulumi.interpolate`redis://:${need(values.redisPassword, "the Redis password").apply(e)}@${serviceHost("redis")}:${PORTS.redis.redis}`;
+    const base = pulumi.interpolate`redis://:${need(values.redisPassword, "the Redis password").apply(e)}@${hostOf("redis")}:${PORTS.redis.redis}`;
     out.REDIS_URL = pulumi.interpolate`${base}/${REDIS_DB.cache}`;
     out.CELERY_BROKER_URL = pulumi.interpolate`${base}/${REDIS_DB.broker}`;
     out.CELERY_RESULT_BACKEND = pulumi.interpolate`${base}/${REDIS_DB.results}`;
@@ -59,7 +62,7 @@ export function connectionData(cfg: PlatformConfig, namespace: pulumi.Input<stri
     const db = e(cfg.secrets.mongoDatabase);
     const password = need(values.mongoAppPassword, "the MongoDB application password");
     // The application user is created in the application database, so that is its authSource.
-    out.MONGODB_URI = pulumi.interpolate`mongodb://${e(cfg.secrets.mongoUser)}:${password.apply(e)}@${serviceHost("mongo")}:${PORTS.mongo.mongo}/${db}?authSource=${db}`;
+    out.MONGODB_URI = pulumi.interpolate`mongodb://${e(cfg.secrets.mongoUser)}:${password.apply(e)}@${hostOf("mongo")}:${PORTS.mongo.mongo}/${db}?authSource=${db}`;
   }
   // Every value a Pulumi secret, host names included: the Secret's inputs stay encrypted in state.
   return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, pulumi.secret(v)]));

@@ -46,11 +46,12 @@ export class DataTier extends pulumi.ComponentResource {
     if (cfg.redis.enabled) this.redis = new Redis("redis", creds(args.secrets.redis, "redis", [v.redisPassword]), child);
     if (cfg.mongo.enabled) this.mongo = new Mongo("mongo", creds(args.secrets.mongo, "mongo", [v.mongoRootPassword, v.mongoAppPassword]), child);
     for (const [key, s] of Object.entries({ postgres: this.postgres, redis: this.redis, mongo: this.mongo })) {
-      if (s) this.outputs[key] = pulumi.interpolate`${s.host}:${s.port}`;
+      // Service name and port (the namespace is its own output): the full host also sits in a Secret.
+      if (s) this.outputs[key] = pulumi.interpolate`${s.service}:${s.port}`;
     }
 
     if (this.postgres || this.redis || this.mongo) {
-      const data = connectionData(cfg, args.namespace, args.secrets.values);
+      const data = connectionData(cfg, { postgres: this.postgres?.host, redis: this.redis?.host, mongo: this.mongo?.host }, args.secrets.values);
       const keys = connectionKeys(cfg);
       if (keys.join() !== Object.keys(data).join()) throw new Error(`app-connections keys drifted: ${Object.keys(data).join()} vs ${keys.join()}`);
       const secret = new k8s.core.v1.Secret(

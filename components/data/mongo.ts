@@ -31,6 +31,9 @@ const CREDENTIAL_KEYS = ["MONGO_INITDB_ROOT_USERNAME", "MONGO_INITDB_ROOT_PASSWO
 export const MONGO_PING = ["mongosh", "--norc", "--quiet", "--host", "127.0.0.1", "--port", String(PORTS.mongo.mongo), "--eval", "quit(db.adminCommand({ ping: 1 }).ok ? 0 : 1)"];
 
 export class Mongo extends pulumi.ComponentResource {
+  /** Client Service name; the backup job (same namespace) connects to it by this short name. */
+  readonly service: pulumi.Output<string>;
+  /** Service DNS name, the host in the app's connection settings. */
   readonly host: pulumi.Output<string>;
   readonly port = PORTS.mongo.mongo;
   readonly statefulSet: k8s.apps.v1.StatefulSet;
@@ -90,7 +93,8 @@ export class Mongo extends pulumi.ComponentResource {
       terminationGracePeriodSeconds: 60,
     });
     this.statefulSet = store.statefulSet;
-    this.host = storeHost("mongo", ns);
+    this.service = store.service.metadata.name;
+    this.host = storeHost(this.service, ns);
 
     if (m.backup.enabled) {
       createBackup(this, {
@@ -100,7 +104,7 @@ export class Mongo extends pulumi.ComponentResource {
         namespace: ns,
         serviceAccount: args.serviceAccount("backup"),
         env: [
-          { name: "MONGO_HOST", value: this.host },
+          { name: "MONGO_HOST", value: this.service },
           secretEnv("MONGO_DB", secret, "MONGO_INITDB_DATABASE"),
           secretEnv("MONGO_USER", secret, "MONGO_APP_USERNAME"),
           secretEnv("MONGO_PASSWORD", secret, "MONGO_APP_PASSWORD"),

@@ -57,6 +57,9 @@ while :; do sleep 3600 & wait $!; done
 const CREDENTIAL_KEYS = ["POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "APP_DB_USER", "APP_DB_PASSWORD"];
 
 export class Postgres extends pulumi.ComponentResource {
+  /** Client Service name; the backup job (same namespace) connects to it by this short name. */
+  readonly service: pulumi.Output<string>;
+  /** Service DNS name, the host in the app's connection settings. */
   readonly host: pulumi.Output<string>;
   readonly port = PORTS.postgres.sql;
   readonly statefulSet: k8s.apps.v1.StatefulSet;
@@ -133,7 +136,8 @@ export class Postgres extends pulumi.ComponentResource {
       terminationGracePeriodSeconds: 60,
     });
     this.statefulSet = store.statefulSet;
-    this.host = storeHost("postgres", ns);
+    this.service = store.service.metadata.name;
+    this.host = storeHost(this.service, ns);
 
     if (pg.backup.enabled) {
       createBackup(this, {
@@ -144,7 +148,7 @@ export class Postgres extends pulumi.ComponentResource {
         serviceAccount: args.serviceAccount("backup"),
         // The application role owns the database: a full dump without superuser rights.
         env: [
-          { name: "PGHOST", value: this.host },
+          { name: "PGHOST", value: this.service },
           { name: "PGPORT", value: String(PORTS.postgres.sql) },
           secretEnv("PGDATABASE", secret, "POSTGRES_DB"),
           secretEnv("PGUSER", secret, "APP_DB_USER"),

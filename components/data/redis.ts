@@ -33,6 +33,9 @@ export function redisConf(r: RedisConfig): string {
 const ping = "redis-cli -h 127.0.0.1 -p 6379 ping";
 
 export class Redis extends pulumi.ComponentResource {
+  /** Client Service name; the backup job (same namespace) connects to it by this short name. */
+  readonly service: pulumi.Output<string>;
+  /** Service DNS name, the host in the app's connection settings. */
   readonly host: pulumi.Output<string>;
   readonly port = PORTS.redis.redis;
   readonly statefulSet: k8s.apps.v1.StatefulSet;
@@ -89,7 +92,8 @@ export class Redis extends pulumi.ComponentResource {
       annotations: { "checksum/config": checksum(conf) },
     });
     this.statefulSet = store.statefulSet;
-    this.host = storeHost("redis", ns);
+    this.service = store.service.metadata.name;
+    this.host = storeHost(this.service, ns);
 
     if (r.backup.enabled) {
       createBackup(this, {
@@ -98,7 +102,7 @@ export class Redis extends pulumi.ComponentResource {
         store: r,
         namespace: ns,
         serviceAccount: args.serviceAccount("backup"),
-        env: [{ name: "REDIS_HOST", value: this.host }, secretEnv("REDISCLI_AUTH", secret, "REDIS_PASSWORD")],
+        env: [{ name: "REDIS_HOST", value: this.service }, secretEnv("REDISCLI_AUTH", secret, "REDIS_PASSWORD")],
         // --rdb asks the server for a fresh snapshot over the replication protocol.
         dump: `redis-cli -h "$REDIS_HOST" -p ${PORTS.redis.redis} --rdb "$OUT"`,
         extension: "rdb",
