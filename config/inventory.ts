@@ -1,10 +1,10 @@
 // What will run, derived from config alone: every pod group with its namespace, service account,
 // worst-case pod count and per-pod resources. The platform sizes quotas and creates service
 // accounts from this list; tests check it against the objects the tiers really register.
+import { CREDENTIAL_SYNC_RESOURCES, STORES } from "./data";
 import type { PlatformConfig } from "./schema";
 import type { Resources } from "./common";
 import { bytes, cpuMillis } from "./quantity";
-import { CREDENTIAL_SYNC_RESOURCES, STORES } from "./data";
 import { PORTS } from "../components/lib/ports";
 
 export type NamespaceRole = "app" | "mail";
@@ -21,7 +21,7 @@ export interface PodGroup {
   containers: Resources[];
   /** PersistentVolumeClaims per pod. */
   volumes: number;
-  /** Port of the group's Prometheus endpoint (named `metrics`), when it has one. */
+  /** Port named `metrics` on the group's Service, when the workload exposes Prometheus metrics. */
   metricsPort?: number;
 }
 
