@@ -12,6 +12,47 @@ import { STACKS, evaluateStack, findObject, objectsOfKind, ok } from "./harness"
 
 const CLIENT_PORT = { postgres: PORTS.postgres.sql, redis: PORTS.redis.redis, mongo: PORTS.mongo.mongo } as const;
 
+// Seed 000 (Postgres, Redis) and seed 002 (MongoDB) production numbers.
+const SEED_PROD = {
+  postgres: { size: "10Gi", cpu: ["500m", "2"], memory: ["1Gi", "4Gi"] },
+  redis: { size: "5Gi", cpu: ["250m", "1"], memory: ["512Mi", "2Gi"] },
+  mongo: { size: "100Gi" },
+} as const;
+
+describe("data tier: seed numbers and derived settings", () => {
+  it("prod matches the seeds' storage and resource tables, on the fast SSD class", async () => {
+    const ev = ok(await evaluateStack("prod"));
+    for (const store of STORES) {
+      const set = sts(ev, store);
+      const tpl = set.spec.volumeClaimTemplates[0].spec;
+      expect(tpl.resources.requests.storage, store).to.equal(SEED_PROD[store].size);
+      expect(tpl.storageClassName, store).to.equal("fast-ssd");
+      const seed = SEED_PROD[store];
+      if ("cpu" in seed) {
+        const r = container(set, store).resources;
+        expect([r.requests.cpu, r.limits.cpu], store).to.deep.equal(seed.cpu);
+        expect([r.requests.memory, r.limits.memory], store).to.deep.equal(seed.memory);
+      }
+    }
+  });
+
+  it("sizes Postgres memory settings from the limit (pgtune rules) and Mongo's cache by MongoDB's rule", () => {
+    expect(postgresTuning("4Gi", 200)).to.deep.equal({
+      max_connections: "200",
+      shared_buffers: "1048576kB",
+      effective_cache_size: "3145728kB",
+      maintenance_work_mem: "262144kB",
+      work_mem: `${Math.floor((4194304 - 1048576) / 600)}kB`,
+    });
+    expect(postgresTuning("512Mi", 200).work_mem).to.equal("1024kB"); // floor of 1MB on small pods
+    expect(postgresTuning("64Gi", 200).maintenance_work_mem).to.equal("2097152kB"); // capped at 2GB
+    const mongo = configOf("prod").mongo;
+    expect(mongoCacheSizeGB(mongo)).to.equal(1.5); // (4GB - 1GB) / 2
+    expect(mongoCacheSizeGB({ ...mongo, resources: { ...mongo.resources, limits: { ...mongo.resources.limits, memory: "1Gi" } } })).to.equal(0.25);
+    expect(mongoCacheSizeGB({ ...mongo, settings: { wiredTigerCacheSizeGB: 2 } })).to.equal(2);
+  });
+});
+
 describe("data tier: stores", () => {
   for (const stack of STACKS) {
     describe(stack, () => {
