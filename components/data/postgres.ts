@@ -42,7 +42,7 @@ EOSQL
  */
 export const POSTGRES_SYNC_SCRIPT = `set -u
 trap 'exit 0' TERM INT
-sql() { psql -h /var/run/postgresql -U "$POSTGRES_USER" -d postgres -qAt -v ON_ERROR_STOP=1 \
+sql() { psql -h /var/run/postgresql -U "$POSTGRES_USER" -d postgres -qAt -v ON_ERROR_STOP=1 \\
   -v su="$POSTGRES_USER" -v su_password="$POSTGRES_PASSWORD" -v app_user="$APP_DB_USER" -v app_password="$APP_DB_PASSWORD"; }
 until [ "$(echo "SELECT count(*) FROM pg_roles WHERE rolname = :'app_user';" | sql 2>/dev/null)" = "1" ]; do sleep 5 & wait $!; done
 until sql <<'EOSQL'
