@@ -4,6 +4,7 @@ import * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
 import { inventory, namespaceOf } from "../config/inventory";
 import type { LoadedConfig } from "../config/loader";
+import { DataTier } from "./data";
 import { DependencyGraph } from "./lib/graph";
 import { selectorLabels } from "./lib/labels";
 import { MailTier } from "./mail";
@@ -35,12 +36,13 @@ export function buildPlatform({ config: cfg, secret }: LoadedConfig): BuiltPlatf
   const platform = new Platform("platform", { config: cfg, inventory: pods }, opts);
   const secrets = new GeneratedSecrets("secrets", { config: cfg, namespace: platform.namespaces.app, external: secret }, opts);
 
+  // Providers before consumers: the app tiers read the stores' connection Secret and mail's submission Secret.
+  const data = new DataTier("data", { config: cfg, namespace: platform.namespaces.app, serviceAccount: (n) => platform.serviceAccount(n), secrets, graph }, opts);
   const mail = cfg.mail.enabled
     ? new MailTier("mail", { config: cfg, namespace: platform.namespaces.mail, appNamespace: platform.namespaces.app, serviceAccount: (n) => platform.serviceAccount(n), graph, secret }, opts)
     : undefined;
 
-  // Application tiers; the integrator adds `connections` (data tier) and `telemetryEnv` (observability).
-  const app = { config: cfg, platform, secrets, graph };
+  const app = { config: cfg, platform, secrets, graph, connections: data.connections };
   const services = new HttpServices("services", app, opts);
   const workers = cfg.workers.enabled ? new Workers("workers", app, opts) : undefined;
 
@@ -52,6 +54,8 @@ export function buildPlatform({ config: cfg, secret }: LoadedConfig): BuiltPlatf
       kubeContext: cfg.cluster.context ?? "(current context)",
       namespaces: platform.namespaces,
       routes: [...services.routes, ...(workers?.routes ?? [])],
+      dataStores: data.outputs,
+      connectionSecret: data.connections?.name,
       secretNames: { app: secrets.app.name, postgres: secrets.postgres?.name, redis: secrets.redis?.name, mongo: secrets.mongo?.name },
       ...(mail ? mail.outputs() : {}),
     },

@@ -1,6 +1,7 @@
 // What will run, derived from config alone: every pod group with its namespace, service account,
 // worst-case pod count and per-pod resources. The platform sizes quotas and creates service
 // accounts from this list; tests check it against the objects the tiers really register.
+import { CREDENTIAL_SYNC_RESOURCES, STORES } from "./data";
 import type { PlatformConfig } from "./schema";
 import type { Resources } from "./common";
 import { bytes, cpuMillis } from "./quantity";
@@ -56,9 +57,25 @@ export function inventory(cfg: PlatformConfig): PodGroup[] {
       groups.push({ name: "flower", namespace: "app", serviceAccount: "flower", maxPods: 1, surge: 0, containers: [cfg.workers.flower.resources], volumes: 0, metricsPort: PORTS.flower.http });
     }
   }
-  for (const store of ["postgres", "redis", "mongo"] as const) {
+  for (const store of STORES) {
     const s = cfg[store];
-    if (s.enabled) groups.push({ name: store, namespace: "app", serviceAccount: store, maxPods: s.replicas, surge: 0, containers: [s.resources], volumes: 1 });
+    if (!s.enabled) continue;
+    // The exporter is a sidecar in the store pod; backups are CronJob pods with their own PVC.
+    const exporter = s.exporter.enabled;
+    groups.push({
+      name: store,
+      namespace: "app",
+      serviceAccount: store,
+      maxPods: s.replicas,
+      surge: 0,
+      containers: [s.resources, ...(store === "postgres" ? [CREDENTIAL_SYNC_RESOURCES] : []), ...(exporter ? [s.exporter.resources] : [])],
+      volumes: 1,
+      ...(exporter ? { metricsPort: PORTS[store].metrics } : {}),
+    });
+    if (s.backup.enabled) {
+      // concurrencyPolicy Forbid: never more than one backup pod of a store.
+      groups.push({ name: `${store}-backup`, namespace: "app", serviceAccount: "backup", maxPods: 1, surge: 0, containers: [s.backup.resources], volumes: 1 });
+    }
   }
   if (cfg.mail.enabled) {
     // StatefulSets (no surge). Postfix pods carry the OpenDKIM milter sidecar; each owns a queue

@@ -5,7 +5,7 @@ import { ENVIRONMENTS } from "./common";
 import type { Environment } from "./common";
 import type { Dependency } from "./app";
 import { servicesDefaults, servicesSchema, workersDefaults, workersSchema } from "./app";
-import { mongoDefaults, mongoSchema, postgresDefaults, postgresSchema, redisDefaults, redisSchema } from "./data";
+import { dataCrossTierIssues, mongoDefaults, mongoSchema, postgresDefaults, postgresSchema, redisDefaults, redisSchema } from "./data";
 import { mailDefaults, mailSchema } from "./mail";
 import { edgeDefaults, edgeSchema, jaegerDefaults, jaegerSchema, monitoringDefaults, monitoringSchema } from "./observability";
 import { clusterDefaults, clusterSchema, platformDefaults, platformSchema, secretsDefaults, secretsSchema } from "./platform";
@@ -36,6 +36,8 @@ export const rootSchema = z
     monitoring: monitoringSchema,
   })
   .superRefine((cfg, ctx) => {
+    // A tier that needs a store cannot run while the store is off (config/data.ts).
+    for (const issue of dataCrossTierIssues(cfg)) ctx.addIssue({ code: "custom", ...issue });
     // Staging and prod must say which cluster they deploy to.
     if (cfg.environment !== "dev" && !cfg.cluster.context) {
       ctx.addIssue({

@@ -1,0 +1,29 @@
+// Arguments every store component takes, and the host name it is reached at.
+import * as pulumi from "@pulumi/pulumi";
+import type { PlatformConfig } from "../../config/schema";
+import type { DependencyGraph } from "../lib/graph";
+import { serviceHost } from "../lib/ports";
+import type { SecretRef } from "../secrets";
+
+export interface StoreComponentArgs {
+  config: PlatformConfig;
+  namespace: pulumi.Output<string>;
+  /** The ServiceAccount the platform created for a pod group's serviceAccount (config/inventory.ts). */
+  serviceAccount: (name: string) => pulumi.Input<string>;
+  /** The store's generated credentials (components/secrets.ts). */
+  credentials: SecretRef;
+  graph: DependencyGraph;
+  /** sha256 of the store's generated credentials: a rotation rolls the store pod, which reads them at start. */
+  credentialsChecksum: pulumi.Input<string>;
+}
+
+/** In-cluster DNS name of a store's client Service (Service name = store name). */
+export function storeHost(service: pulumi.Input<string>, namespace: pulumi.Input<string>): pulumi.Output<string> {
+  return pulumi.all([service, namespace]).apply(([s, ns]) => serviceHost(s, ns));
+}
+
+/** Fails early (at construction, not at apply time) when the credentials lack a key a pod reads. */
+export function requireKeys(ref: SecretRef, keys: string[]): void {
+  const missing = keys.filter((k) => !ref.keys.includes(k));
+  if (missing.length) throw new Error(`credentials Secret lacks key(s) ${missing.join(", ")} (has ${ref.keys.join(", ")})`);
+}

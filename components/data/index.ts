@@ -1,0 +1,70 @@
+// The data tier (issue #4): Postgres, Redis and MongoDB, each its own component, plus the
+// connection Secret the API and workers read. See docs/data.md.
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import type { PlatformConfig } from "../../config/schema";
+import type { DependencyGraph } from "../lib/graph";
+import { platformLabels } from "../lib/labels";
+import { checksum } from "../lib/pod";
+import type { GeneratedSecrets, SecretRef } from "../secrets";
+import type { StoreComponentArgs } from "./common";
+import { CONNECTION_SECRET, connectionData, connectionKeys } from "./connections";
+import { Mongo } from "./mongo";
+import { Postgres } from "./postgres";
+import { Redis } from "./redis";
+import { statefulOptions } from "./store";
+
+export interface DataTierArgs {
+  config: PlatformConfig;
+  /** The app namespace (platform.namespaces.app). */
+  namespace: pulumi.Output<string>;
+  serviceAccount: (name: string) => pulumi.Input<string>;
+  secrets: GeneratedSecrets;
+  graph: DependencyGraph;
+}
+
+export class DataTier extends pulumi.ComponentResource {
+  readonly postgres?: Postgres;
+  readonly redis?: Redis;
+  readonly mongo?: Mongo;
+  /** `app-connections` and its keys, for the app tier's secretKeyRefs; undefined when no store is on. */
+  readonly connections?: SecretRef;
+  /** Stack outputs: each enabled store's host and port. */
+  readonly outputs: Record<string, pulumi.Output<string>> = {};
+
+  constructor(name: string, args: DataTierArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("platform:data:DataTier", name, {}, opts);
+    const cfg = args.config;
+    const base = { config: cfg, namespace: args.namespace, serviceAccount: args.serviceAccount, graph: args.graph };
+    const v = args.secrets.values;
+    const creds = (ref: SecretRef | undefined, store: string, values: (pulumi.Output<string> | undefined)[]): StoreComponentArgs => {
+      if (!ref) throw new Error(`${store} is enabled but GeneratedSecrets created no credentials for it`);
+      return { ...base, credentials: ref, credentialsChecksum: checksum(pulumi.all(values.map((x) => x ?? ""))) };
+    };
+    const child = { parent: this };
+    if (cfg.postgres.enabled) this.postgres = new Postgres("postgres", creds(args.secrets.postgres, "postgres", [v.postgresPassword, v.postgresSuperuserPassword]), child);
+    if (cfg.redis.enabled) this.redis = new Redis("redis", creds(args.secrets.redis, "redis", [v.redisPassword]), child);
+    if (cfg.mongo.enabled) this.mongo = new Mongo("mongo", creds(args.secrets.mongo, "mongo", [v.mongoRootPassword, v.mongoAppPassword]), child);
+    for (const [key, s] of Object.entries({ postgres: this.postgres, redis: this.redis, mongo: this.mongo })) {
+      // Service name and port (the namespace is its own output): the full host also sits in a Secret.
+      if (s) this.outputs[key] = pulumi.interpolate`${s.service}:${s.port}`;
+    }
+
+    if (this.postgres || this.redis || this.mongo) {
+      const data = connectionData(cfg, { postgres: this.postgres?.host, redis: this.redis?.host, mongo: this.mongo?.host }, args.secrets.values);
+      const keys = connectionKeys(cfg);
+      if (keys.join() !== Object.keys(data).join()) throw new Error(`app-connections keys drifted: ${Object.keys(data).join()} vs ${keys.join()}`);
+      const secret = new k8s.core.v1.Secret(
+        CONNECTION_SECRET,
+        {
+          metadata: { name: CONNECTION_SECRET, namespace: args.namespace, labels: { ...platformLabels(cfg), "app.kubernetes.io/component": "connections" } },
+          type: "Opaque",
+          stringData: data,
+        },
+        { parent: this, ...statefulOptions(cfg, "secret") },
+      );
+      this.connections = { name: secret.metadata.name, keys };
+    }
+    this.registerOutputs({ ...this.outputs });
+  }
+}

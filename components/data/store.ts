@@ -1,0 +1,172 @@
+// What every store has in common: a headless Service (the StatefulSet's serviceName), a client
+// Service named after the store, and a StatefulSet with one data volume per pod, the image's own
+// uid, Pod Security "restricted", an optional exporter sidecar and the data-safety options.
+import * as k8s from "@pulumi/kubernetes";
+import type * as pulumi from "@pulumi/pulumi";
+import type { StoreConfig, StoreName } from "../../config/data";
+import type { PlatformConfig } from "../../config/schema";
+import { labels, selectorLabels } from "../lib/labels";
+import { restrictedContainer, restrictedPod, scratchVolume, tcpProbe } from "../lib/pod";
+import { PORTS } from "../lib/ports";
+
+type Container = k8s.types.input.core.v1.Container;
+type Volume = k8s.types.input.core.v1.Volume;
+
+/** Name of the data volumeClaimTemplate; PVCs are `data-<store>-0`. */
+export const DATA_VOLUME = "data";
+
+/** Annotation that records the storage the config asks for (the template itself is ignoreChanges). */
+export const REQUESTED_STORAGE = "platform/requested-storage";
+
+/**
+ * Resource options for stateful objects. In prod: `protect` (pulumi destroy and replacements fail
+ * until an operator unprotects on purpose) and `retainOnDelete` (removing it from the program leaves
+ * the object in the cluster). StatefulSets additionally ignore `spec.volumeClaimTemplates`: the
+ * field is immutable, so a size or class edit would otherwise replace the set (see docs/data.md).
+ */
+export function statefulOptions(cfg: PlatformConfig, kind: "statefulset" | "volume" | "secret"): pulumi.CustomResourceOptions {
+  const prod = cfg.environment === "prod";
+  return {
+    protect: prod,
+    retainOnDelete: prod,
+    ...(kind === "statefulset" ? { ignoreChanges: ["spec.volumeClaimTemplates"] } : {}),
+  };
+}
+
+export interface StoreArgs {
+  cfg: PlatformConfig;
+  name: StoreName;
+  /** app.kubernetes.io/component: "database" or "cache". */
+  component: string;
+  store: StoreConfig;
+  namespace: pulumi.Input<string>;
+  serviceAccount: pulumi.Input<string>;
+  /** The store's client port; its name is used for the Service and the container. */
+  port: { name: string; number: number };
+  /** The main container without name/image/ports/resources/securityContext (filled in here). */
+  container: Omit<Container, "name" | "image" | "ports" | "resources" | "securityContext">;
+  dataMountPath: string;
+  /** Extra pod volumes (scratch emptyDirs, ConfigMaps). */
+  volumes: Volume[];
+  /** The exporter sidecar without name/image/ports/resources/securityContext, when enabled. */
+  exporter?: Omit<Container, "name" | "image" | "ports" | "resources" | "securityContext">;
+  terminationGracePeriodSeconds: number;
+  /** Further sidecars (complete containers). */
+  sidecars?: Container[];
+  /** sha256 of the credentials the pod reads at start (annotation `checksum/credentials`). */
+  credentialsChecksum: pulumi.Input<string>;
+  /** Further pod-template annotations (config checksums). */
+  annotations?: Record<string, pulumi.Input<string>>;
+}
+
+export interface StoreObjects {
+  statefulSet: k8s.apps.v1.StatefulSet;
+  service: k8s.core.v1.Service;
+  headless: k8s.core.v1.Service;
+}
+
+/** Creates the Services and the StatefulSet of one store, as children of `parent`. */
+export function createStore(parent: pulumi.Resource, a: StoreArgs): StoreObjects {
+  const { cfg, name, store } = a;
+  const selector = selectorLabels(cfg, { name, component: a.component });
+  const podLabels = labels(cfg, { name, component: a.component, image: store.image });
+  const objLabels = labels(cfg, { name, component: a.component });
+  const exporter = a.exporter && store.exporter.enabled;
+  const metrics = { name: "metrics", port: PORTS[name].metrics, targetPort: "metrics", protocol: "TCP" };
+  const client = { name: a.port.name, port: a.port.number, targetPort: a.port.name, protocol: "TCP" };
+
+  // Headless: stable per-pod DNS (postgres-0.postgres-headless...), also while not ready, so the
+  // pod can be reached for recovery.
+  const headless = new k8s.core.v1.Service(
+    `${name}-headless`,
+    {
+      metadata: { name: `${name}-headless`, namespace: a.namespace, labels: objLabels },
+      spec: { clusterIP: "None", publishNotReadyAddresses: true, selector, ports: [client] },
+    },
+    { parent },
+  );
+  // Client Service, named after the store: the host in every connection string.
+  const service = new k8s.core.v1.Service(
+    name,
+    {
+      metadata: { name, namespace: a.namespace, labels: objLabels },
+      spec: { type: "ClusterIP", selector, ports: exporter ? [client, metrics] : [client] },
+    },
+    { parent },
+  );
+
+  const containers: Container[] = [
+    {
+      ...a.container,
+      name,
+      image: store.image,
+      ports: [{ name: a.port.name, containerPort: a.port.number, protocol: "TCP" }],
+      resources: store.resources,
+      securityContext: restrictedContainer({ readOnlyRootFilesystem: true }),
+      volumeMounts: [{ name: DATA_VOLUME, mountPath: a.dataMountPath }, ...((a.container.volumeMounts as k8s.types.input.core.v1.VolumeMount[]) ?? [])],
+    },
+  ];
+  containers.push(...(a.sidecars ?? []));
+  if (exporter && a.exporter) {
+    containers.push({
+      livenessProbe: tcpProbe("metrics", { periodSeconds: 20 }),
+      ...a.exporter,
+      name: "exporter",
+      image: store.exporter.image,
+      ports: [{ name: "metrics", containerPort: PORTS[name].metrics, protocol: "TCP" }],
+      resources: store.exporter.resources,
+      securityContext: restrictedContainer({ readOnlyRootFilesystem: true }),
+    });
+  }
+
+  const statefulSet = new k8s.apps.v1.StatefulSet(
+    name,
+    {
+      metadata: {
+        name,
+        namespace: a.namespace,
+        labels: objLabels,
+        annotations: { [REQUESTED_STORAGE]: `${store.storage.size} ${store.storage.storageClass ?? "(default class)"}` },
+      },
+      spec: {
+        serviceName: headless.metadata.name,
+        replicas: store.replicas,
+        selector: { matchLabels: selector },
+        podManagementPolicy: "OrderedReady",
+        updateStrategy: { type: "RollingUpdate" },
+        // Neither deleting the set nor scaling it down ever deletes a data volume.
+        persistentVolumeClaimRetentionPolicy: { whenDeleted: "Retain", whenScaled: "Retain" },
+        template: {
+          metadata: { labels: podLabels, annotations: { "checksum/credentials": a.credentialsChecksum, ...a.annotations } },
+          spec: {
+            serviceAccountName: a.serviceAccount,
+            automountServiceAccountToken: false,
+            // Service links would inject POSTGRES_PORT=tcp://... style variables the images misread.
+            enableServiceLinks: false,
+            securityContext: restrictedPod({ uid: store.runAs.uid, gid: store.runAs.gid, fsGroup: store.runAs.gid }),
+            terminationGracePeriodSeconds: a.terminationGracePeriodSeconds,
+            containers,
+            volumes: a.volumes,
+          },
+        },
+        volumeClaimTemplates: [
+          {
+            metadata: { name: DATA_VOLUME, labels: selector },
+            spec: {
+              accessModes: ["ReadWriteOnce"],
+              ...(store.storage.storageClass ? { storageClassName: store.storage.storageClass } : {}),
+              resources: { requests: { storage: store.storage.size } },
+            },
+          },
+        ],
+      },
+    },
+    { parent, dependsOn: [headless], ...statefulOptions(cfg, "statefulset") },
+  );
+  return { statefulSet, service, headless };
+}
+
+/** Writable scratch directories for a read-only root filesystem. */
+export function scratch(name: string, mountPath: string, sizeLimit = "64Mi"): { volume: Volume; mount: k8s.types.input.core.v1.VolumeMount } {
+  return { volume: scratchVolume(name, sizeLimit), mount: { name, mountPath } };
+}
