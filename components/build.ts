@@ -6,6 +6,11 @@ import { inventory, namespaceOf } from "../config/inventory";
 import type { LoadedConfig } from "../config/loader";
 import { DependencyGraph } from "./lib/graph";
 import { selectorLabels } from "./lib/labels";
+import { Edge } from "./edge";
+import type { Route } from "./edge";
+import { Jaeger } from "./jaeger";
+import { PORTS } from "./lib/ports";
+import { Monitoring, declareMonitoringEdges } from "./monitoring";
 import { NetworkPolicies } from "./network";
 import { Platform } from "./platform";
 import { GeneratedSecrets } from "./secrets";
@@ -32,6 +37,24 @@ export function buildPlatform({ config: cfg, secret }: LoadedConfig): BuiltPlatf
   const platform = new Platform("platform", { config: cfg, inventory: pods }, opts);
   const secrets = new GeneratedSecrets("secrets", { config: cfg, namespace: platform.namespaces.app, external: secret }, opts);
 
+  if (cfg.jaeger.enabled) {
+    new Jaeger("jaeger", { config: cfg, namespace: platform.namespaces.app, serviceAccountName: platform.serviceAccount("jaeger"), graph }, opts);
+  }
+  // Edge routes from config until the app tier hands over its own (services, Flower).
+  const routes: Route[] = cfg.services.api?.enabled
+    ? [
+        { path: "/", service: "api", port: PORTS.api.http },
+        { path: "/api", service: "api", port: PORTS.api.http },
+      ]
+    : [];
+  const protectedRoutes: Route[] = [
+    ...(cfg.jaeger.enabled ? [{ path: "/jaeger", service: "jaeger", port: PORTS.jaeger.ui }] : []),
+    ...(cfg.workers.enabled && cfg.workers.flower.enabled ? [{ path: "/flower", service: "flower", port: PORTS.flower.http }] : []),
+  ];
+  const edge = cfg.edge.enabled ? new Edge("edge", { config: cfg, namespace: platform.namespaces.app, routes, protectedRoutes, graph }, opts) : undefined;
+  declareMonitoringEdges(cfg, graph, pods);
+  if (cfg.monitoring.enabled) new Monitoring("monitoring", { config: cfg, namespaces: platform.namespaces, inventory: pods }, opts);
+
   new NetworkPolicies("network", { config: cfg, graph }, opts);
 
   return {
@@ -39,6 +62,11 @@ export function buildPlatform({ config: cfg, secret }: LoadedConfig): BuiltPlatf
       environment: cfg.environment,
       kubeContext: cfg.cluster.context ?? "(current context)",
       namespaces: platform.namespaces,
+      urls: edge?.urls ?? {},
+      opsUser: edge?.opsPassword ? edge.opsUser : undefined,
+      opsPassword: edge?.opsPassword,
+      // The declared traffic graph (who may talk to whom): for docs and the reachability test.
+      dependencyGraph: { workloads: graph.workloads, edges: graph.edges },
       secretNames: { app: secrets.app.name, postgres: secrets.postgres?.name, redis: secrets.redis?.name, mongo: secrets.mongo?.name },
     },
   };

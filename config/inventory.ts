@@ -4,6 +4,7 @@
 import type { PlatformConfig } from "./schema";
 import type { Resources } from "./common";
 import { bytes, cpuMillis } from "./quantity";
+import { PORTS } from "../components/lib/ports";
 
 export type NamespaceRole = "app" | "mail";
 
@@ -19,6 +20,8 @@ export interface PodGroup {
   containers: Resources[];
   /** PersistentVolumeClaims per pod. */
   volumes: number;
+  /** Port of the Service port named `metrics`, if the group exposes Prometheus metrics (ServiceMonitor, monitoring edge). */
+  metricsPort?: number;
 }
 
 /** Namespace name of a role, from config. */
@@ -61,7 +64,9 @@ export function inventory(cfg: PlatformConfig): PodGroup[] {
     }
   }
   if (cfg.jaeger.enabled) {
-    groups.push({ name: "jaeger", namespace: "app", serviceAccount: "jaeger", maxPods: 1, surge: 0, containers: [cfg.jaeger.resources], volumes: 0 });
+    // One pod, Recreate: Badger's files take an exclusive lock, so two pods never share the volume.
+    const volumes = cfg.jaeger.storage.type === "badger" ? 1 : 0;
+    groups.push({ name: "jaeger", namespace: "app", serviceAccount: "jaeger", maxPods: 1, surge: 0, containers: [cfg.jaeger.resources], volumes, metricsPort: PORTS.jaeger.metrics });
   }
   return groups;
 }

@@ -43,6 +43,10 @@ export const rootSchema = z
         message: `is required for the ${cfg.environment} environment (the current kube context is only trusted in dev)`,
       });
     }
+    // Outside dev the edge serves HTTPS only: a certificate issuer must be named.
+    if (cfg.environment !== "dev" && cfg.edge.enabled && !cfg.edge.tls.issuer) {
+      ctx.addIssue({ code: "custom", path: ["edge", "tls", "issuer"], message: `is required for the ${cfg.environment} environment (HTTPS with a cert-manager issuer)` });
+    }
     // Mutable tags are refused outside dev: a rollback must redeploy the same bits.
     if (cfg.environment !== "dev") {
       for (const [path, ref] of imageRefs(cfg)) {
