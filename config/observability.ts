@@ -59,8 +59,8 @@ export const edgeSchema = z
     /** Public host names; the first is the one the stack outputs use. */
     hosts: z.array(hostname).min(1, "must list at least one host"),
     tls: z.strictObject({
-      /** cert-manager issuer; omitted means plain HTTP (dev only). */
-      issuer: dnsLabel.optional(),
+      /** cert-manager issuer; null means plain HTTP (dev only). */
+      issuer: dnsLabel.nullable(),
       issuerKind: z.enum(["ClusterIssuer", "Issuer"]),
     }),
     /** Seed 002: 100 requests per minute and 1000 per hour per client IP. */
@@ -126,7 +126,7 @@ export function edgeDefaults(env: Environment): z.input<typeof edgeSchema> {
     enabled: true,
     className: "nginx",
     hosts: [host],
-    tls: { issuer: perEnv(env, { dev: undefined, staging: "letsencrypt-staging", prod: "letsencrypt-prod" }), issuerKind: "ClusterIssuer" },
+    tls: { issuer: perEnv(env, { dev: null, staging: "letsencrypt-staging", prod: "letsencrypt-prod" }), issuerKind: "ClusterIssuer" },
     rateLimit: { perMinute: 100, perHour: perEnv(env, { dev: undefined, staging: 1000, prod: 1000 }), burstMultiplier: 5 },
     corsOrigins: [perEnv(env, { dev: "http://localhost:3000", staging: `https://${host}`, prod: `https://${host}` })],
     contentSecurityPolicy: "default-src 'self'; frame-ancestors 'none'; object-src 'none'; base-uri 'self'",
