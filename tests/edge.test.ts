@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import { evaluate, evaluateStack, findObject, objectsOfKind, ok, recordOf, STACKS } from "./harness";
-import { configOf } from "./jaeger.test";
+import { configOf } from "./config-of";
 import { validateAs } from "./validate-model";
 
 const A = "nginx.ingress.kubernetes.io";

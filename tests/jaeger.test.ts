@@ -1,19 +1,11 @@
 import { expect } from "chai";
-import { parseConfig } from "../config/loader";
-import type { PlatformConfig } from "../config/schema";
 import { inventory } from "../config/inventory";
 import { otelEnv, otlpEndpoints } from "../components/lib/telemetry";
 import { PORTS } from "../components/lib/ports";
 import type { Evaluation } from "./harness";
 import { validateAs } from "./validate-model";
-import { evaluate, evaluateStack, findObject, objectsOfKind, ok, PROJECT, recordOf, stackValues, STACKS } from "./harness";
-
-/** The validated config of a stack, exactly as the program sees it. */
-export function configOf(stack: string, set: Record<string, unknown> = {}): PlatformConfig {
-  const raw: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(stackValues(`Pulumi.${stack}.yaml`))) raw[k.slice(PROJECT.length + 1)] = v;
-  return parseConfig({ ...raw, ...set }, { stack });
-}
+import { configOf } from "./config-of";
+import { evaluate, evaluateStack, findObject, objectsOfKind, ok, recordOf, STACKS } from "./harness";
 
 function jaegerParts(ev: Evaluation) {
   const ns = `email-platform-${ev.stack}`;
