@@ -10,6 +10,7 @@ import { checksum, httpProbe, restrictedContainer, restrictedPod, scratchVolume,
 import { PORTS } from "./lib/ports";
 
 export const JAEGER = "jaeger";
+export const INDEX_CLEANER = "jaeger-index-cleaner";
 /** Where the UI is served; the Ingress routes this prefix unchanged. */
 export const JAEGER_BASE_PATH = "/jaeger";
 const CONFIG_PATH = "/etc/jaeger/config.yaml";
@@ -104,10 +105,13 @@ export class Jaeger extends pulumi.ComponentResource {
 
     const external = j.storage.external;
     if (external) {
+      // In the cluster: only that namespace. Outside: internet egress on that one port, which config asked for.
       const peer = external.namespace
         ? { kind: "namespace" as const, name: `${j.storage.type}`, namespace: external.namespace }
         : { kind: "internet" as const, name: "internet" as const };
       args.graph.connect(JAEGER, peer, [external.port], `span storage (${j.storage.type})`);
+      args.graph.connect(INDEX_CLEANER, peer, [external.port], "delete expired span indices");
+      this.indexCleaner(name, cfg, ns, args.serviceAccountName, external.serverUrls[0], external.indexPrefix);
     }
 
     const health = httpProbe("/status", "health", { periodSeconds: 10 });
@@ -184,4 +188,54 @@ export class Jaeger extends pulumi.ComponentResource {
     this.serviceName = service.metadata.name;
     this.registerOutputs({ serviceName: this.serviceName });
   }
+
+  /** Jaeger never deletes Elasticsearch/OpenSearch indices: this daily job enforces `jaeger.retention`. */
+  private indexCleaner(name: string, cfg: PlatformConfig, ns: pulumi.Input<string>, serviceAccountName: pulumi.Input<string>, url: string, prefix: string): void {
+    const c = cfg.jaeger.indexCleaner;
+    const id = { name: INDEX_CLEANER, component: "tracing", image: c.image };
+    new k8s.batch.v1.CronJob(
+      `${name}-index-cleaner`,
+      {
+        metadata: { name: INDEX_CLEANER, namespace: ns, labels: labels(cfg, id) },
+        spec: {
+          schedule: c.schedule,
+          concurrencyPolicy: "Forbid",
+          successfulJobsHistoryLimit: 1,
+          failedJobsHistoryLimit: 3,
+          jobTemplate: {
+            spec: {
+              backoffLimit: 2,
+              activeDeadlineSeconds: 1800,
+              template: {
+                metadata: { labels: labels(cfg, id) },
+                spec: {
+                  restartPolicy: "OnFailure",
+                  serviceAccountName,
+                  automountServiceAccountToken: false,
+                  securityContext: restrictedPod({ uid: JAEGER_UID }),
+                  containers: [
+                    {
+                      name: "index-cleaner",
+                      image: c.image,
+                      // es-index-cleaner <days to keep> <url>: indices older than that are deleted.
+                      args: [String(retentionDays(cfg.jaeger.retention)), url],
+                      env: [{ name: "INDEX_PREFIX", value: prefix }],
+                      resources: c.resources,
+                      securityContext: restrictedContainer(),
+                    },
+                  ],
+                },
+              },
+            },
+          },
+        },
+      },
+      { parent: this },
+    );
+  }
+}
+
+/** Whole days covering a retention such as "168h" (the cleaner works in days). */
+export function retentionDays(retention: string): number {
+  return Math.max(1, Math.ceil(Number(retention.replace(/h$/, "")) / 24));
 }

@@ -67,6 +67,9 @@ export function inventory(cfg: PlatformConfig): PodGroup[] {
     // One pod, Recreate: Badger's files take an exclusive lock, so two pods never share the volume.
     const volumes = cfg.jaeger.storage.type === "badger" ? 1 : 0;
     groups.push({ name: "jaeger", namespace: "app", serviceAccount: "jaeger", maxPods: 1, surge: 0, containers: [cfg.jaeger.resources], volumes, metricsPort: PORTS.jaeger.metrics });
+    if (cfg.jaeger.storage.external) {
+      groups.push({ name: "jaeger-index-cleaner", namespace: "app", serviceAccount: "jaeger", maxPods: 1, surge: 0, containers: [cfg.jaeger.indexCleaner.resources], volumes: 0 });
+    }
   }
   return groups;
 }

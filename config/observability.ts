@@ -32,8 +32,14 @@ export const jaegerSchema = z
         })
         .optional(),
     }),
-    /** How long spans are kept (Badger TTL; Elasticsearch/OpenSearch: see docs/observability.md). */
+    /** How long spans are kept: Badger's TTL, or the index cleaner's cut-off for Elasticsearch/OpenSearch. */
     retention: duration,
+    /** Daily CronJob deleting span indices older than `retention` (external storage only; Jaeger never deletes them). */
+    indexCleaner: z.strictObject({
+      image: image,
+      schedule: z.string().regex(/^(\S+\s+){4}\S+$/, "must be a cron schedule such as 55 23 * * *"),
+      resources: resources,
+    }),
     /** Head sampling ratio the services use (OTEL_TRACES_SAMPLER_ARG, parent-based). */
     samplingRatio: ratio,
   })
@@ -116,6 +122,7 @@ export function jaegerDefaults(env: Environment): z.input<typeof jaegerSchema> {
       volume: { size: perEnv(env, { dev: "1Gi", staging: "5Gi", prod: "20Gi" }) },
     },
     retention: perEnv(env, { dev: "24h", staging: "72h", prod: "168h" }),
+    indexCleaner: { image: "jaegertracing/jaeger-es-index-cleaner:1.65.0", schedule: "55 23 * * *", resources: res("50m", "64Mi", "200m", "128Mi") },
     samplingRatio: perEnv(env, { dev: 1.0, staging: 0.5, prod: 0.1 }),
   };
 }

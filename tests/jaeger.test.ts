@@ -1,6 +1,7 @@
 import { expect } from "chai";
 import { inventory } from "../config/inventory";
 import { otelEnv, otlpEndpoints } from "../components/lib/telemetry";
+import { retentionDays } from "../components/jaeger";
 import { PORTS } from "../components/lib/ports";
 import type { Evaluation } from "./harness";
 import { validateAs } from "./validate-model";
@@ -93,12 +94,26 @@ describe("jaeger", () => {
     });
   }
 
-  it("uses an external Elasticsearch/OpenSearch from config, without a volume", async () => {
+  it("uses an external Elasticsearch/OpenSearch from config, without a volume, and enforces retention with a daily index cleaner", async () => {
     const external = { serverUrls: ["https://search.logging.svc:9200"], indexPrefix: "tracing", namespace: "logging", port: 9200 };
     const ev = ok(await evaluate({ stack: "prod", set: { "jaeger.storage": { type: "opensearch", external } } }));
-    const { config } = jaegerParts(ev);
+    const cfg = configOf("prod");
+    const { config, ns } = jaegerParts(ev);
     expect(config.extensions.jaeger_storage.backends.main).to.deep.equal({ opensearch: { server_urls: external.serverUrls, indices: { index_prefix: "tracing" } } });
     expect(objectsOfKind(ev, "PersistentVolumeClaim").filter((p) => p.metadata.name === "jaeger-data")).to.have.length(0);
+    const cron = findObject(ev, "CronJob", "jaeger-index-cleaner", ns);
+    expect(cron.spec.schedule).to.equal(cfg.jaeger.indexCleaner.schedule);
+    expect(cron.spec.concurrencyPolicy).to.equal("Forbid");
+    const pod = cron.spec.jobTemplate.spec.template.spec;
+    // prod keeps 168h of spans: 7 days.
+    expect(pod.containers[0].args).to.deep.equal([String(retentionDays(cfg.jaeger.retention)), external.serverUrls[0]]).and.deep.equal(["7", external.serverUrls[0]]);
+    expect(pod.containers[0].env).to.deep.equal([{ name: "INDEX_PREFIX", value: "tracing" }]);
+    expect(pod.containers[0].securityContext).to.deep.include({ allowPrivilegeEscalation: false, runAsNonRoot: true, capabilities: { drop: ["ALL"] } });
+    await validateAs("kubernetes-models/batch/v1/CronJob", "CronJob", cron);
+    expect(inventory(configOf("prod", { jaeger: { storage: { type: "opensearch", external } } })).map((g) => g.name)).to.include("jaeger-index-cleaner");
+    // Badger and memory stores expire spans themselves: no cleaner.
+    expect(objectsOfKind(ok(await evaluateStack("prod")), "CronJob").filter((c) => c.metadata.name === "jaeger-index-cleaner")).to.have.length(0);
+    expect([retentionDays("24h"), retentionDays("25h"), retentionDays("1h")]).to.deep.equal([1, 2, 1]);
   });
 
   it("refuses external storage without its connection settings, naming the key", async () => {
