@@ -38,7 +38,7 @@ export function buildPlatform({ config: cfg, secret }: LoadedConfig): BuiltPlatf
   const secrets = new GeneratedSecrets("secrets", { config: cfg, namespace: platform.namespaces.app, external: secret }, opts);
 
   if (cfg.jaeger.enabled) {
-    new Jaeger("jaeger", { config: cfg, namespace: platform.namespaces.app, serviceAccountName: platform.serviceAccount("jaeger"), graph }, opts);
+    new Jaeger("jaeger", { config: cfg, namespace: platform.namespaces.app, serviceAccountName: platform.serviceAccount("jaeger"), graph, secret }, opts);
   }
   // Edge routes from config until the app tier hands over its own (services, Flower).
   const routes: Route[] = cfg.services.api?.enabled

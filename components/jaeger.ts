@@ -6,7 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { PlatformConfig } from "../config/schema";
 import type { DependencyGraph } from "./lib/graph";
 import { labels, selectorLabels } from "./lib/labels";
-import { checksum, httpProbe, restrictedContainer, restrictedPod, scratchVolume, startupProbe } from "./lib/pod";
+import { checksum, httpProbe, restrictedContainer, restrictedPod, scratchVolume, secretEnv, startupProbe } from "./lib/pod";
 import { PORTS } from "./lib/ports";
 
 export const JAEGER = "jaeger";
@@ -23,6 +23,8 @@ export interface JaegerArgs {
   namespace: pulumi.Input<string>;
   serviceAccountName: pulumi.Input<string>;
   graph: DependencyGraph;
+  /** Reads a user-supplied secret config key (the external span store's password). */
+  secret: (key: string) => pulumi.Output<string>;
 }
 
 /** The collector configuration (pure). JSON is valid YAML, so it is rendered with JSON.stringify. */
@@ -45,7 +47,14 @@ export function jaegerConfig(cfg: PlatformConfig): Record<string, unknown> {
       break;
     default: {
       const ext = j.storage.external!;
-      backend = { [j.storage.type]: { server_urls: ext.serverUrls, indices: { index_prefix: ext.indexPrefix } } };
+      backend = {
+        [j.storage.type]: {
+          server_urls: ext.serverUrls,
+          indices: { index_prefix: ext.indexPrefix },
+          // The password is expanded from the environment (a secretKeyRef), never written into the ConfigMap.
+          ...(ext.username ? { auth: { basic: { username: ext.username, password: "${env:ES_PASSWORD}" } } } : {}),
+        },
+      };
     }
   }
   return {
@@ -104,6 +113,7 @@ export class Jaeger extends pulumi.ComponentResource {
     }
 
     const external = j.storage.external;
+    let storageEnv: k8s.types.input.core.v1.EnvVar[] = [];
     if (external) {
       // In the cluster: only that namespace. Outside: internet egress on that one port, which config asked for.
       const peer = external.namespace
@@ -111,7 +121,19 @@ export class Jaeger extends pulumi.ComponentResource {
         : { kind: "internet" as const, name: "internet" as const };
       args.graph.connect(JAEGER, peer, [external.port], `span storage (${j.storage.type})`);
       args.graph.connect(INDEX_CLEANER, peer, [external.port], "delete expired span indices");
-      this.indexCleaner(name, cfg, ns, args.serviceAccountName, external.serverUrls[0], external.indexPrefix);
+      if (external.username && external.passwordSecret) {
+        const creds = new k8s.core.v1.Secret(
+          `${name}-storage-credentials`,
+          {
+            metadata: { name: "jaeger-storage-credentials", namespace: ns, labels: labels(cfg, id) },
+            type: "Opaque",
+            stringData: { ES_USERNAME: pulumi.secret(external.username), ES_PASSWORD: pulumi.secret(args.secret(external.passwordSecret)) },
+          },
+          child,
+        );
+        storageEnv = ["ES_USERNAME", "ES_PASSWORD"].map((k) => secretEnv(k, creds.metadata.name, k));
+      }
+      this.indexCleaner(name, cfg, ns, args.serviceAccountName, external.serverUrls[0], external.indexPrefix, storageEnv);
     }
 
     const health = httpProbe("/status", "health", { periodSeconds: 10 });
@@ -145,6 +167,7 @@ export class Jaeger extends pulumi.ComponentResource {
                   name: JAEGER,
                   image: j.image,
                   args: [`--config=file:${CONFIG_PATH}`],
+                  ...(storageEnv.length ? { env: storageEnv } : {}),
                   ports: [
                     { name: "otlp-grpc", containerPort: PORTS.jaeger.otlpGrpc, protocol: "TCP" },
                     { name: "otlp-http", containerPort: PORTS.jaeger.otlpHttp, protocol: "TCP" },
@@ -190,7 +213,15 @@ export class Jaeger extends pulumi.ComponentResource {
   }
 
   /** Jaeger never deletes Elasticsearch/OpenSearch indices: this daily job enforces `jaeger.retention`. */
-  private indexCleaner(name: string, cfg: PlatformConfig, ns: pulumi.Input<string>, serviceAccountName: pulumi.Input<string>, url: string, prefix: string): void {
+  private indexCleaner(
+    name: string,
+    cfg: PlatformConfig,
+    ns: pulumi.Input<string>,
+    serviceAccountName: pulumi.Input<string>,
+    url: string,
+    prefix: string,
+    credentials: k8s.types.input.core.v1.EnvVar[],
+  ): void {
     const c = cfg.jaeger.indexCleaner;
     const id = { name: INDEX_CLEANER, component: "tracing", image: c.image };
     new k8s.batch.v1.CronJob(
@@ -219,7 +250,7 @@ export class Jaeger extends pulumi.ComponentResource {
                       image: c.image,
                       // es-index-cleaner <days to keep> <url>: indices older than that are deleted.
                       args: [String(retentionDays(cfg.jaeger.retention)), url],
-                      env: [{ name: "INDEX_PREFIX", value: prefix }],
+                      env: [{ name: "INDEX_PREFIX", value: prefix }, ...credentials],
                       resources: c.resources,
                       securityContext: restrictedContainer(),
                     },

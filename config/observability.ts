@@ -29,6 +29,14 @@ export const jaegerSchema = z
           /** The namespace the cluster runs in; omitted means outside the cluster (internet egress on `port`). */
           namespace: dnsLabel.optional(),
           port: port,
+          /** Basic auth user, with the secret config key holding its password (`pulumi config set --secret <key>`). */
+          username: z.string().min(1).optional(),
+          passwordSecret: z.string().regex(/^[a-z][A-Za-z0-9]*$/, "must be a camelCase config key").optional(),
+        })
+        .superRefine((x, ctx) => {
+          if ((x.username === undefined) !== (x.passwordSecret === undefined)) {
+            ctx.addIssue({ code: "custom", path: [x.username === undefined ? "username" : "passwordSecret"], message: "must be set together with " + (x.username === undefined ? "passwordSecret" : "username") });
+          }
         })
         .optional(),
     }),

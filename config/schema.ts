@@ -67,6 +67,8 @@ export type RawConfig = z.input<typeof rootSchema>;
 export function requiredSecrets(cfg: PlatformConfig): Map<string, string> {
   const wanted = new Map<string, string>();
   for (const [envName, key] of Object.entries(cfg.secrets.external)) wanted.set(key, `secrets.external.${envName}`);
+  const spanStore = cfg.jaeger.enabled ? cfg.jaeger.storage.external : undefined;
+  if (spanStore?.passwordSecret) wanted.set(spanStore.passwordSecret, "jaeger.storage.external.passwordSecret");
   return wanted;
 }
 

@@ -40,6 +40,26 @@ describe("edge", () => {
         }
       });
 
+      it("names an issuer from which cert-manager's ingress-shim derives a valid Certificate (outside dev)", async function () {
+        const ev = ok(await evaluateStack(stack));
+        const cfg = configOf(stack);
+        if (!cfg.edge.tls.issuer) this.skip();
+        const ing = findObject(ev, "Ingress", "email-platform-public");
+        // What ingress-shim creates from the annotation and spec.tls (Certificate named after the Secret).
+        const certificate = {
+          apiVersion: "cert-manager.io/v1",
+          kind: "Certificate",
+          metadata: { name: ing.spec.tls[0].secretName, namespace: ing.metadata.namespace },
+          spec: {
+            secretName: ing.spec.tls[0].secretName,
+            dnsNames: ing.spec.tls[0].hosts,
+            issuerRef: { name: ing.metadata.annotations["cert-manager.io/cluster-issuer"], kind: "ClusterIssuer", group: "cert-manager.io" },
+          },
+        };
+        await validateAs("@kubernetes-models/cert-manager/cert-manager.io/v1/Certificate", "Certificate", certificate);
+        expect(certificate.spec.dnsNames).to.deep.equal(cfg.edge.hosts);
+      });
+
       it("limits request rate (seed 002: 100/min, 1000/h outside dev) and body size", async () => {
         const ev = ok(await evaluateStack(stack));
         const cfg = configOf(stack);

@@ -116,6 +116,31 @@ describe("jaeger", () => {
     expect([retentionDays("24h"), retentionDays("25h"), retentionDays("1h")]).to.deep.equal([1, 2, 1]);
   });
 
+  it("authenticates to the external store with a user-supplied secret, through secretKeyRefs only", async () => {
+    const external = { serverUrls: ["https://es.example.net:9243"], indexPrefix: "tracing", port: 9243, username: "jaeger", passwordSecret: "tracingStorePassword" };
+    const set = { "jaeger.storage": { type: "elasticsearch", external } };
+    const missing = await evaluate({ stack: "prod", set });
+    expect(missing.error?.message).to.contain("tracingStorePassword: is a required secret (asked for by jaeger.storage.external.passwordSecret)");
+    expect(missing.resources).to.have.length(0);
+
+    const ev = ok(await evaluate({ stack: "prod", set, secrets: { tracingStorePassword: "s3cret-value" } }));
+    const { config, container, ns } = jaegerParts(ev);
+    expect(config.extensions.jaeger_storage.backends.main.elasticsearch.auth).to.deep.equal({ basic: { username: "jaeger", password: "${env:ES_PASSWORD}" } });
+    const ref = { secretKeyRef: { name: "jaeger-storage-credentials", key: "ES_PASSWORD" } };
+    expect(container.env).to.deep.include({ name: "ES_PASSWORD", valueFrom: ref });
+    const cleaner = findObject(ev, "CronJob", "jaeger-index-cleaner", ns).spec.jobTemplate.spec.template.spec.containers[0];
+    expect(cleaner.env).to.deep.include({ name: "ES_PASSWORD", valueFrom: ref });
+    const secret = findObject(ev, "Secret", "jaeger-storage-credentials", ns);
+    expect(secret.stringData.ES_PASSWORD).to.equal("s3cret-value");
+    expect(recordOf(ev, "Secret", "jaeger-storage-credentials").secretPaths.some((p) => "stringData.ES_PASSWORD".startsWith(p))).to.equal(true);
+    // The password never lands in a ConfigMap or a plain env value.
+    expect(JSON.stringify(objectsOfKind(ev, "ConfigMap"))).not.to.contain("s3cret-value");
+    expect(JSON.stringify(objectsOfKind(ev, "Deployment"))).not.to.contain("s3cret-value");
+
+    const half = await evaluate({ stack: "prod", set: { "jaeger.storage": { type: "elasticsearch", external: { ...external, passwordSecret: undefined } } } });
+    expect(half.error?.message).to.contain("jaeger.storage.external.passwordSecret: must be set together with username");
+  });
+
   it("refuses external storage without its connection settings, naming the key", async () => {
     const ev = await evaluate({ stack: "prod", set: { "jaeger.storage.type": "elasticsearch" } });
     expect(ev.error?.message).to.contain("jaeger.storage.external: is required when storage.type is elasticsearch");

@@ -113,6 +113,11 @@ describe("monitoring", () => {
           }
           await validateAs("@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor", "ServiceMonitor", sm);
         }
+        // Conversely, every Service that exposes a metrics port is scraped (a tier that forgot metricsPort shows here).
+        for (const svc of services.filter((s) => s.spec.ports.some((p: { name: string }) => p.name === "metrics"))) {
+          const by = monitors.filter((sm) => sm.spec.namespaceSelector.matchNames.includes(svc.metadata.namespace) && matchesSelector(svc.metadata.labels ?? {}, sm.spec.selector));
+          expect(by, `Service ${svc.metadata.name} has a metrics port but no ServiceMonitor`).to.have.length(1);
+        }
       });
 
       it("alerts on everything the issue lists, each with severity, summary, runbook and metrics the exporters expose", async function () {
