@@ -110,6 +110,7 @@ describe("monitoring", () => {
             expect(ep.port).to.equal("metrics");
             expect(port.port).to.equal(group.metricsPort);
             expect(ep.interval).to.equal(cfg.monitoring.scrapeInterval);
+            expect(parseInt(ep.scrapeTimeout, 10)).to.be.at.most(parseInt(ep.interval, 10));
           }
           await validateAs("@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor", "ServiceMonitor", sm);
         }

@@ -52,7 +52,8 @@ export class Monitoring extends pulumi.ComponentResource {
           spec: {
             selector: { matchLabels: selectorLabels(cfg, { name: g.name, component: g.name }) },
             namespaceSelector: { matchNames: [ns] },
-            endpoints: [{ port: "metrics", path: "/metrics", interval: m.scrapeInterval, scrapeTimeout: "10s" }],
+            // A scrape may not outlast its interval (Prometheus refuses the config).
+            endpoints: [{ port: "metrics", path: "/metrics", interval: m.scrapeInterval, scrapeTimeout: `${Math.min(10, parseInt(m.scrapeInterval, 10))}s` }],
           },
         },
         child,
