@@ -6,10 +6,8 @@ import { inventory, namespaceOf } from "../config/inventory";
 import type { LoadedConfig } from "../config/loader";
 import { DependencyGraph } from "./lib/graph";
 import { selectorLabels } from "./lib/labels";
-import { Edge } from "./edge";
-import type { Route } from "./edge";
+import { Edge, configRoutes } from "./edge";
 import { Jaeger } from "./jaeger";
-import { PORTS } from "./lib/ports";
 import { Monitoring, declareMonitoringEdges } from "./monitoring";
 import { NetworkPolicies } from "./network";
 import { Platform } from "./platform";
@@ -40,18 +38,8 @@ export function buildPlatform({ config: cfg, secret }: LoadedConfig): BuiltPlatf
   if (cfg.jaeger.enabled) {
     new Jaeger("jaeger", { config: cfg, namespace: platform.namespaces.app, serviceAccountName: platform.serviceAccount("jaeger"), graph, secret }, opts);
   }
-  // Edge routes from config until the app tier hands over its own (services, Flower).
-  const routes: Route[] = cfg.services.api?.enabled
-    ? [
-        { path: "/", service: "api", port: PORTS.api.http },
-        { path: "/api", service: "api", port: PORTS.api.http },
-      ]
-    : [];
-  const protectedRoutes: Route[] = [
-    ...(cfg.jaeger.enabled ? [{ path: "/jaeger", service: "jaeger", port: PORTS.jaeger.ui }] : []),
-    ...(cfg.workers.enabled && cfg.workers.flower.enabled ? [{ path: "/flower", service: "flower", port: PORTS.flower.http }] : []),
-  ];
-  const edge = cfg.edge.enabled ? new Edge("edge", { config: cfg, namespace: platform.namespaces.app, routes, protectedRoutes, graph }, opts) : undefined;
+  // Routes from config until the app tier hands over its own (services, Flower).
+  const edge = cfg.edge.enabled ? new Edge("edge", { config: cfg, namespace: platform.namespaces.app, ...configRoutes(cfg), graph }, opts) : undefined;
   declareMonitoringEdges(cfg, graph, pods);
   if (cfg.monitoring.enabled) new Monitoring("monitoring", { config: cfg, namespaces: platform.namespaces, inventory: pods }, opts);
 

@@ -6,7 +6,9 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { PlatformConfig } from "../config/schema";
 import type { DependencyGraph } from "./lib/graph";
+import { JAEGER, JAEGER_BASE_PATH } from "./jaeger";
 import { platformLabels } from "./lib/labels";
+import { PORTS } from "./lib/ports";
 
 export interface Route {
   /** URL path prefix ("/", "/api", "/jaeger"). */
@@ -89,6 +91,24 @@ export function corsAnnotations(cfg: PlatformConfig): Record<string, string> {
     [`${A}/cors-allow-credentials`]: "true",
     [`${A}/cors-max-age`]: "600",
   };
+}
+
+/**
+ * Routes derived from config: `/` and `/api` to the API; `/jaeger` and `/flower` (operators only)
+ * where enabled. The Service ports are the pod ports (lib/ports.ts).
+ */
+export function configRoutes(cfg: PlatformConfig): { routes: Route[]; protectedRoutes: Route[] } {
+  const routes: Route[] = cfg.services.api?.enabled
+    ? [
+        { path: "/", service: "api", port: PORTS.api.http },
+        { path: "/api", service: "api", port: PORTS.api.http },
+      ]
+    : [];
+  const protectedRoutes: Route[] = [
+    ...(cfg.jaeger.enabled ? [{ path: JAEGER_BASE_PATH, service: JAEGER, port: PORTS.jaeger.ui }] : []),
+    ...(cfg.workers.enabled && cfg.workers.flower.enabled ? [{ path: "/flower", service: "flower", port: PORTS.flower.http }] : []),
+  ];
+  return { routes, protectedRoutes };
 }
 
 /** Output key of a route's URL: "/" -> app, "/api" -> api. */
