@@ -1,5 +1,6 @@
 import { expect } from "chai";
 import type { Evaluation } from "./harness";
+import { configOf } from "./config-of";
 import { evaluate, evaluateStack, objectsOfKind, ok, STACKS } from "./harness";
 import type { Endpoint, GraphData, PolicyObject } from "./reachability";
 import { allowed, candidatePorts, declared, endpointsOf, inCidr, key, matchesSelector, reachability } from "./reachability";
@@ -14,8 +15,7 @@ const NOT_YET_DEPLOYED = new Set(["api", "worker-default", "beat", "flower", "po
 function matrix(ev: Evaluation) {
   const graph = ev.outputs.dependencyGraph as GraphData;
   const policies = objectsOfKind(ev, "NetworkPolicy") as PolicyObject[];
-  const ingressNs = "ingress-nginx";
-  const monitoringNs = "monitoring";
+  const { ingressNamespace: ingressNs, monitoringNamespace: monitoringNs } = configOf(ev.stack).platform;
   const endpoints = endpointsOf(ev, graph, [
     { namespace: ingressNs, labels: {} },
     { namespace: monitoringNs, labels: {} },
@@ -63,16 +63,19 @@ describe("network: reachability equals the declared graph", () => {
       it("admits the ingress controller to the routed backends only, and the monitoring namespace to metrics ports only", async () => {
         const ev = ok(await evaluateStack(stack));
         const { actual } = matrix(ev);
-        const app = `email-platform-${stack}`;
-        const fromIngress = actual.filter((t) => t.startsWith("ingress-nginx/* -> "));
-        expect(fromIngress).to.include(`ingress-nginx/* -> ${app}/api 5000/TCP`);
-        expect(fromIngress).to.include(`ingress-nginx/* -> ${app}/jaeger 16686/TCP`);
-        const flower = stack !== "prod"; // config/app.ts: Flower is off in prod
-        expect(fromIngress.includes(`ingress-nginx/* -> ${app}/flower 5555/TCP`)).to.equal(flower);
+        const cfg = configOf(stack);
+        const app = cfg.platform.namespace;
+        const ing = `${cfg.platform.ingressNamespace}/*`;
+        const fromIngress = actual.filter((t) => t.startsWith(`${ing} -> `));
+        expect(fromIngress).to.include(`${ing} -> ${app}/api 5000/TCP`);
+        expect(fromIngress).to.include(`${ing} -> ${app}/jaeger 16686/TCP`);
+        expect(fromIngress.includes(`${ing} -> ${app}/flower 5555/TCP`)).to.equal(cfg.workers.flower.enabled);
+        expect(cfg.workers.flower.enabled).to.equal(stack !== "prod"); // config/app.ts: Flower is off in prod
         expect(fromIngress.every((t) => /\/(api 5000|jaeger 16686|flower 5555)\/TCP$/.test(t)), fromIngress.join("\n")).to.equal(true);
-        const fromMonitoring = actual.filter((t) => t.startsWith("monitoring/* -> "));
+        const mon = `${cfg.platform.monitoringNamespace}/*`;
+        const fromMonitoring = actual.filter((t) => t.startsWith(`${mon} -> `));
         // Monitoring is on in staging and prod only (monitoring.enabled), and then reaches jaeger's metrics port.
-        expect(fromMonitoring.includes(`monitoring/* -> ${app}/jaeger 8888/TCP`)).to.equal(stack !== "dev");
+        expect(fromMonitoring.includes(`${mon} -> ${app}/jaeger 8888/TCP`)).to.equal(cfg.monitoring.enabled);
         expect(fromMonitoring.filter((t) => t.includes(" 16686/") || t.includes(" 4317/"))).to.deep.equal([]);
       });
     });
