@@ -7,7 +7,11 @@ import type { LoadedConfig } from "../config/loader";
 import { DataTier } from "./data";
 import { DependencyGraph } from "./lib/graph";
 import { selectorLabels } from "./lib/labels";
+import { otelEnv } from "./lib/telemetry";
+import { Edge, edgeRoutes } from "./edge";
+import { Jaeger } from "./jaeger";
 import { MailTier } from "./mail";
+import { Monitoring, declareMonitoringEdges } from "./monitoring";
 import { NetworkPolicies } from "./network";
 import { Platform } from "./platform";
 import { GeneratedSecrets } from "./secrets";
@@ -41,10 +45,19 @@ export function buildPlatform({ config: cfg, secret }: LoadedConfig): BuiltPlatf
   const mail = cfg.mail.enabled
     ? new MailTier("mail", { config: cfg, namespace: platform.namespaces.mail, appNamespace: platform.namespaces.app, serviceAccount: (n) => platform.serviceAccount(n), graph, secret }, opts)
     : undefined;
+  if (cfg.jaeger.enabled) {
+    new Jaeger("jaeger", { config: cfg, namespace: platform.namespaces.app, serviceAccountName: platform.serviceAccount("jaeger"), graph, secret }, opts);
+  }
 
-  const app = { config: cfg, platform, secrets, graph, connections: data.connections };
+  const app = { config: cfg, platform, secrets, graph, connections: data.connections, mailSubmission: mail?.submission, telemetryEnv: (w: string) => otelEnv(cfg, w) };
   const services = new HttpServices("services", app, opts);
   const workers = cfg.workers.enabled ? new Workers("workers", app, opts) : undefined;
+
+  // Edges from outside the tiers: the ingress controller to what it routes, Prometheus to every metrics port.
+  const routes = edgeRoutes(cfg, services.routes, workers?.routes ?? []);
+  const edge = cfg.edge.enabled ? new Edge("edge", { config: cfg, namespace: platform.namespaces.app, ...routes, graph }, opts) : undefined;
+  declareMonitoringEdges(cfg, graph, pods);
+  if (cfg.monitoring.enabled) new Monitoring("monitoring", { config: cfg, namespaces: platform.namespaces, inventory: pods }, opts);
 
   new NetworkPolicies("network", { config: cfg, graph }, opts);
 
@@ -53,9 +66,14 @@ export function buildPlatform({ config: cfg, secret }: LoadedConfig): BuiltPlatf
       environment: cfg.environment,
       kubeContext: cfg.cluster.context ?? "(current context)",
       namespaces: platform.namespaces,
-      routes: [...services.routes, ...(workers?.routes ?? [])],
+      routes: [...routes.routes, ...routes.protectedRoutes],
       dataStores: data.outputs,
       connectionSecret: data.connections?.name,
+      urls: edge?.urls ?? {},
+      opsUser: edge?.opsPassword ? edge.opsUser : undefined,
+      opsPassword: edge?.opsPassword,
+      // The declared traffic graph (who may talk to whom): for docs and the reachability test.
+      dependencyGraph: { workloads: graph.workloads, edges: graph.edges },
       secretNames: { app: secrets.app.name, postgres: secrets.postgres?.name, redis: secrets.redis?.name, mongo: secrets.mongo?.name },
       ...(mail ? mail.outputs() : {}),
     },

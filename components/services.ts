@@ -32,6 +32,8 @@ export interface AppArgs {
   connections?: SecretRef;
   /** OpenTelemetry env (observability tier), appended to every app container. */
   telemetryEnv?: (workload: string) => EnvVar[];
+  /** The mail tier's `mail-submission` Secret (SMTP_HOST, SMTP_PORT, SMTP_USER, SMTP_PASSWORD, SMTP_FROM, ...). */
+  mailSubmission?: SecretRef;
 }
 
 /** A path the edge routes to a Service port. */
@@ -47,7 +49,7 @@ export function secretsChecksum(cfg: PlatformConfig): string {
 }
 
 export function envSources(args: AppArgs): AppEnvSources {
-  return { app: args.secrets.app, external: args.secrets.external, connections: args.connections, telemetryEnv: args.telemetryEnv };
+  return { app: args.secrets.app, external: args.secrets.external, connections: args.connections, mail: args.mailSubmission, telemetryEnv: args.telemetryEnv };
 }
 
 export class HttpServices extends pulumi.ComponentResource {

@@ -21,7 +21,7 @@ export interface PodGroup {
   containers: Resources[];
   /** PersistentVolumeClaims per pod. */
   volumes: number;
-  /** Port named `metrics` on the group's Service, when the workload exposes Prometheus metrics. */
+  /** Port of the Service port named `metrics`, if the group exposes Prometheus metrics (ServiceMonitor, monitoring edge). */
   metricsPort?: number;
 }
 
@@ -85,7 +85,12 @@ export function inventory(cfg: PlatformConfig): PodGroup[] {
     groups.push({ name: "dovecot", namespace: "mail", serviceAccount: "dovecot", maxPods: dovecot.replicas, surge: 0, containers: [dovecot.resources], volumes: 1 });
   }
   if (cfg.jaeger.enabled) {
-    groups.push({ name: "jaeger", namespace: "app", serviceAccount: "jaeger", maxPods: 1, surge: 0, containers: [cfg.jaeger.resources], volumes: 0 });
+    // One pod, Recreate: Badger's files take an exclusive lock, so two pods never share the volume.
+    const volumes = cfg.jaeger.storage.type === "badger" ? 1 : 0;
+    groups.push({ name: "jaeger", namespace: "app", serviceAccount: "jaeger", maxPods: 1, surge: 0, containers: [cfg.jaeger.resources], volumes, metricsPort: PORTS.jaeger.metrics });
+    if (cfg.jaeger.storage.external) {
+      groups.push({ name: "jaeger-index-cleaner", namespace: "app", serviceAccount: "jaeger", maxPods: 1, surge: 0, containers: [cfg.jaeger.indexCleaner.resources], volumes: 0 });
+    }
   }
   return groups;
 }

@@ -1,31 +1,171 @@
-// Jaeger, the edge and monitoring. Issue #6 extends these.
+// Jaeger, the edge (Ingress) and monitoring (Prometheus Operator objects). Numbers from seeds
+// 001 (Jaeger, /jaeger routing), 002 (ingress TLS, rate limits, CORS, headers, alerts) and 004.
 import { z } from "zod";
 import type { Environment } from "./common";
-import { image, res, resources } from "./common";
+import { dnsLabel, hostname, image, perEnv, port, res, resources, storage } from "./common";
 
-export const jaegerSchema = z.strictObject({
-  enabled: z.boolean(),
-  image: image,
-  resources: resources,
-});
+const duration = z.string().regex(/^\d+h$/, "must be a whole number of hours such as 72h");
+const ratio = z.number().min(0).max(1);
 
-export const edgeSchema = z.strictObject({
-  enabled: z.boolean(),
-});
+export const JAEGER_STORAGE_TYPES = ["memory", "badger", "elasticsearch", "opensearch"] as const;
+
+export const jaegerSchema = z
+  .strictObject({
+    enabled: z.boolean(),
+    image: image,
+    resources: resources,
+    storage: z.strictObject({
+      /** memory: lost on restart (dev). badger: embedded, on a retained volume. elasticsearch/opensearch: external. */
+      type: z.enum(JAEGER_STORAGE_TYPES),
+      /** memory only: traces kept before the oldest are dropped. */
+      maxTraces: z.number().int().min(1000),
+      /** badger only: the volume holding keys and values. */
+      volume: storage,
+      /** elasticsearch/opensearch only: where the cluster is and how Jaeger may reach it. */
+      external: z
+        .strictObject({
+          serverUrls: z.array(z.url({ protocol: /^https?$/ })).min(1),
+          indexPrefix: dnsLabel,
+          /** The namespace the cluster runs in; omitted means outside the cluster (internet egress on `port`). */
+          namespace: dnsLabel.optional(),
+          port: port,
+          /** Basic auth user, with the secret config key holding its password (`pulumi config set --secret <key>`). */
+          username: z.string().min(1).optional(),
+          passwordSecret: z.string().regex(/^[a-z][A-Za-z0-9]*$/, "must be a camelCase config key").optional(),
+        })
+        .superRefine((x, ctx) => {
+          if ((x.username === undefined) !== (x.passwordSecret === undefined)) {
+            ctx.addIssue({ code: "custom", path: [x.username === undefined ? "username" : "passwordSecret"], message: "must be set together with " + (x.username === undefined ? "passwordSecret" : "username") });
+          }
+        })
+        .optional(),
+    }),
+    /** How long spans are kept: Badger's TTL, or the index cleaner's cut-off for Elasticsearch/OpenSearch. */
+    retention: duration,
+    /** Daily CronJob deleting span indices older than `retention` (external storage only; Jaeger never deletes them). */
+    indexCleaner: z.strictObject({
+      image: image,
+      schedule: z.string().regex(/^(\S+\s+){4}\S+$/, "must be a cron schedule such as 55 23 * * *"),
+      resources: resources,
+    }),
+    /** Head sampling ratio the services use (OTEL_TRACES_SAMPLER_ARG, parent-based). */
+    samplingRatio: ratio,
+  })
+  .superRefine((j, ctx) => {
+    const external = j.storage.type === "elasticsearch" || j.storage.type === "opensearch";
+    if (external && !j.storage.external) {
+      ctx.addIssue({ code: "custom", path: ["storage", "external"], message: `is required when storage.type is ${j.storage.type}` });
+    }
+    if (!external && j.storage.external) {
+      ctx.addIssue({ code: "custom", path: ["storage", "external"], message: `is only used with elasticsearch or opensearch storage (storage.type is ${j.storage.type})` });
+    }
+  });
+export type JaegerConfig = z.infer<typeof jaegerSchema>;
+
+const origin = z.string().regex(/^https?:\/\/[a-z0-9.-]+(:\d+)?$/, "must be an origin such as https://app.example.com (scheme and host, no path)");
+const bodySize = z.string().regex(/^\d+[km]$/, "must be an nginx size such as 10m or 512k");
+
+export const edgeSchema = z
+  .strictObject({
+    enabled: z.boolean(),
+    /** IngressClass name (ingressClassName). */
+    className: dnsLabel,
+    /** Public host names; the first is the one the stack outputs use. */
+    hosts: z.array(hostname).min(1, "must list at least one host"),
+    tls: z.strictObject({
+      /** cert-manager issuer; null means plain HTTP (dev only). */
+      issuer: dnsLabel.nullable(),
+      issuerKind: z.enum(["ClusterIssuer", "Issuer"]),
+    }),
+    /** Seed 002: 100 requests per minute and 1000 per hour per client IP. */
+    rateLimit: z.strictObject({
+      perMinute: z.number().int().min(1),
+      /** Needs the controller's global rate limiting (memcached), see docs/observability.md. */
+      perHour: z.number().int().min(1).optional(),
+      burstMultiplier: z.number().int().min(1).max(20),
+    }),
+    /** Browser origins allowed by CORS; empty disables CORS. */
+    corsOrigins: z.array(origin),
+    contentSecurityPolicy: z.string().min(1),
+    hstsMaxAgeSeconds: z.number().int().min(0),
+    maxBodySize: bodySize,
+    /** Basic auth user for the non-public UIs (Jaeger, Flower); the password is generated. */
+    opsUser: dnsLabel,
+  })
+  .superRefine((e, ctx) => {
+    if (e.rateLimit.perHour !== undefined && e.rateLimit.perHour < e.rateLimit.perMinute) {
+      ctx.addIssue({ code: "custom", path: ["rateLimit", "perHour"], message: `must be >= rateLimit.perMinute (${e.rateLimit.perMinute})` });
+    }
+  });
+export type EdgeConfig = z.infer<typeof edgeSchema>;
 
 export const monitoringSchema = z.strictObject({
   /** The Prometheus Operator CRDs exist in the cluster (ServiceMonitor, PrometheusRule). */
   enabled: z.boolean(),
+  /** Labels the Prometheus selects rules and monitors by (kube-prometheus-stack: release=<name>). */
+  selectorLabels: z.record(z.string(), z.string()),
+  scrapeInterval: z.string().regex(/^\d+s$/, "must be seconds such as 30s"),
+  thresholds: z.strictObject({
+    errorRatio: ratio,
+    p95LatencySeconds: z.number().positive(),
+    restartsPer15m: z.number().int().min(1),
+    redisMemoryRatio: ratio,
+    postgresConnectionsRatio: ratio,
+    celeryQueueLength: z.number().int().min(1),
+    mailQueueLength: z.number().int().min(1),
+    certificateExpiryDays: z.number().int().min(1),
+    backupMaxAgeHours: z.number().int().min(1),
+  }),
 });
+export type MonitoringConfig = z.infer<typeof monitoringSchema>;
 
-export function jaegerDefaults(_env: Environment): z.input<typeof jaegerSchema> {
-  return { enabled: true, image: "jaegertracing/jaeger:2.1.0", resources: res("100m", "256Mi", "500m", "512Mi") };
+export function jaegerDefaults(env: Environment): z.input<typeof jaegerSchema> {
+  return {
+    enabled: true,
+    image: "jaegertracing/jaeger:2.1.0",
+    resources: res("100m", "256Mi", "500m", "512Mi"),
+    storage: {
+      type: perEnv(env, { dev: "memory", staging: "badger", prod: "badger" }),
+      maxTraces: 50000,
+      volume: { size: perEnv(env, { dev: "1Gi", staging: "5Gi", prod: "20Gi" }) },
+    },
+    retention: perEnv(env, { dev: "24h", staging: "72h", prod: "168h" }),
+    indexCleaner: { image: "jaegertracing/jaeger-es-index-cleaner:1.65.0", schedule: "55 23 * * *", resources: res("50m", "64Mi", "200m", "128Mi") },
+    samplingRatio: perEnv(env, { dev: 1.0, staging: 0.5, prod: 0.1 }),
+  };
 }
 
-export function edgeDefaults(_env: Environment): z.input<typeof edgeSchema> {
-  return { enabled: true };
+export function edgeDefaults(env: Environment): z.input<typeof edgeSchema> {
+  const host = perEnv(env, { dev: "email.localtest.me", staging: "staging.email.example.com", prod: "email.example.com" });
+  return {
+    enabled: true,
+    className: "nginx",
+    hosts: [host],
+    tls: { issuer: perEnv(env, { dev: null, staging: "letsencrypt-staging", prod: "letsencrypt-prod" }), issuerKind: "ClusterIssuer" },
+    rateLimit: { perMinute: 100, perHour: perEnv(env, { dev: undefined, staging: 1000, prod: 1000 }), burstMultiplier: 5 },
+    corsOrigins: [perEnv(env, { dev: "http://localhost:3000", staging: `https://${host}`, prod: `https://${host}` })],
+    contentSecurityPolicy: "default-src 'self'; frame-ancestors 'none'; object-src 'none'; base-uri 'self'",
+    hstsMaxAgeSeconds: 31536000,
+    maxBodySize: "25m",
+    opsUser: "ops",
+  };
 }
 
 export function monitoringDefaults(env: Environment): z.input<typeof monitoringSchema> {
-  return { enabled: env !== "dev" };
+  return {
+    enabled: env !== "dev",
+    selectorLabels: { release: "kube-prometheus-stack" },
+    scrapeInterval: "30s",
+    thresholds: {
+      errorRatio: 0.05,
+      p95LatencySeconds: 1,
+      restartsPer15m: 3,
+      redisMemoryRatio: 0.9,
+      postgresConnectionsRatio: 0.8,
+      celeryQueueLength: 1000,
+      mailQueueLength: 500,
+      certificateExpiryDays: 14,
+      backupMaxAgeHours: 26,
+    },
+  };
 }

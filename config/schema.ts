@@ -46,6 +46,10 @@ export const rootSchema = z
         message: `is required for the ${cfg.environment} environment (the current kube context is only trusted in dev)`,
       });
     }
+    // Outside dev the edge serves HTTPS only: a certificate issuer must be named.
+    if (cfg.environment !== "dev" && cfg.edge.enabled && !cfg.edge.tls.issuer) {
+      ctx.addIssue({ code: "custom", path: ["edge", "tls", "issuer"], message: `is required for the ${cfg.environment} environment (HTTPS with a cert-manager issuer)` });
+    }
     // Mutable tags are refused outside dev: a rollback must redeploy the same bits.
     if (cfg.environment !== "dev") {
       for (const [path, ref] of imageRefs(cfg)) {
@@ -85,6 +89,8 @@ export function requiredSecrets(cfg: PlatformConfig): Map<string, string> {
   for (const [envName, key] of Object.entries(cfg.secrets.external)) wanted.set(key, `secrets.external.${envName}`);
   // A relay with a user name needs its password; a relay without credentials (IP-allowlisted) needs none.
   if (cfg.mail.enabled && cfg.mail.relay?.username) wanted.set("smtpRelayPassword", "mail.relay.username");
+  const spanStore = cfg.jaeger.enabled ? cfg.jaeger.storage.external : undefined;
+  if (spanStore?.passwordSecret) wanted.set(spanStore.passwordSecret, "jaeger.storage.external.passwordSecret");
   return wanted;
 }
 

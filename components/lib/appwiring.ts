@@ -25,6 +25,8 @@ export interface AppEnvSources {
   external?: KeyedSecret;
   /** The data tier's `app-connections` Secret (DATABASE_URL, REDIS_URL, CELERY_BROKER_URL, MONGODB_URI, ...). */
   connections?: KeyedSecret;
+  /** The mail tier's `mail-submission` Secret: where and as whom the app submits mail. */
+  mail?: KeyedSecret;
   /** OpenTelemetry env from the observability tier, per workload. */
   telemetryEnv?: (workload: string) => EnvVar[];
 }
@@ -34,6 +36,7 @@ export function keyOwner(key: string): Dependency | undefined {
   if (/^(DATABASE_URL|DB_|POSTGRES)/.test(key)) return "postgres";
   if (/^(REDIS|CELERY_)/.test(key)) return "redis";
   if (/^MONGO/.test(key)) return "mongo";
+  if (/^SMTP_/.test(key)) return "mail";
   return undefined;
 }
 
@@ -44,7 +47,7 @@ export function keyOwner(key: string): Dependency | undefined {
 export function secretEnvFor(src: AppEnvSources, deps: readonly Dependency[]): EnvVar[] {
   const out: EnvVar[] = [];
   const seen = new Set<string>();
-  for (const secret of [src.connections, src.app, src.external]) {
+  for (const secret of [src.connections, src.mail, src.app, src.external]) {
     if (!secret) continue;
     for (const key of secret.keys) {
       const owner = keyOwner(key);
@@ -56,12 +59,10 @@ export function secretEnvFor(src: AppEnvSources, deps: readonly Dependency[]): E
   return out;
 }
 
-/** Non-secret keys derived from dependencies: the mail relay (submission) and IMAP host. */
+/** Non-secret keys derived from dependencies: the IMAP host (SMTP_* come from the mail-submission Secret). */
 export function dependencyConfig(cfg: PlatformConfig, deps: readonly Dependency[]): Record<string, string> {
   if (!deps.includes("mail")) return {};
   return {
-    SMTP_HOST: serviceHost("postfix", cfg.platform.mailNamespace),
-    SMTP_PORT: String(PORTS.postfix.submission),
     IMAP_HOST: serviceHost("dovecot", cfg.platform.mailNamespace),
     IMAP_PORT: String(PORTS.dovecot.imaps),
   };

@@ -1,0 +1,186 @@
+import { expect } from "chai";
+import { inventory } from "../config/inventory";
+import { alertGroups } from "../components/monitoring/rules";
+import { dashboardPanels } from "../components/monitoring/dashboard";
+import { configOf } from "./config-of";
+import { evaluate, evaluateStack, objectsOfKind, ok, STACKS } from "./harness";
+import { matchesSelector } from "./reachability";
+import { validateAs } from "./validate-model";
+
+/**
+ * Metric names the deployed exporters really expose (their documentation / source), and nothing
+ * else: an alert on a misspelt or invented metric never fires.
+ */
+const EXPORTED_METRICS: Record<string, string[]> = {
+  prometheus: ["up"],
+  // ingress-nginx controller (/metrics on 10254)
+  "ingress-nginx": ["nginx_ingress_controller_requests", "nginx_ingress_controller_request_duration_seconds_bucket"],
+  "kube-state-metrics": [
+    "kube_pod_container_status_restarts_total",
+    "kube_horizontalpodautoscaler_status_current_replicas",
+    "kube_horizontalpodautoscaler_spec_max_replicas",
+    "kube_horizontalpodautoscaler_status_condition",
+    "kube_deployment_spec_replicas",
+    "kube_deployment_status_replicas_updated",
+    "kube_deployment_status_replicas_unavailable",
+    "kube_cronjob_status_last_successful_time",
+  ],
+  postgres_exporter: ["pg_stat_activity_count", "pg_settings_max_connections"],
+  // redis_key_size needs the exporter's --check-single-keys for the Celery queue lists.
+  redis_exporter: ["redis_memory_used_bytes", "redis_memory_max_bytes", "redis_key_size"],
+  postfix_exporter: ["postfix_showq_message_size_bytes_count"],
+  "cert-manager": ["certmanager_certificate_expiration_timestamp_seconds"],
+};
+const KNOWN = new Set(Object.values(EXPORTED_METRICS).flat());
+const PROMQL_WORDS = new Set(["and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset"]);
+
+/** Metric names an expression selects: identifiers outside label matchers, ranges and grouping lists, not called as functions. */
+export function metricNames(expr: string): string[] {
+  const stripped = expr
+    .replace(/"[^"]*"/g, '""')
+    .replace(/\{[^}]*\}/g, "")
+    .replace(/\[[^\]]*\]/g, "")
+    .replace(/\b(by|without|on|ignoring)\s*\([^)]*\)/g, "");
+  const names = [...stripped.matchAll(/[A-Za-z_:][A-Za-z0-9_:]*(?!\s*\()/g)].map((m) => m[0]);
+  // The negative lookahead can stop one character early on a function name; drop prefixes of called names.
+  const called = new Set([...stripped.matchAll(/([A-Za-z_:][A-Za-z0-9_:]*)\s*\(/g)].map((m) => m[1]));
+  return [...new Set(names.filter((n) => !PROMQL_WORDS.has(n) && ![...called].some((c) => c.startsWith(n))))];
+}
+
+const ISSUE_ALERTS = [
+  "HighErrorRate",
+  "HighLatencyP95",
+  "PodRestarting",
+  "HPAAtMaxReplicas",
+  "HPAMetricsUnavailable",
+  "RolloutStuck",
+  "RedisMemoryHigh",
+  "CeleryQueueBacklog",
+  "PostgresConnectionsNearMax",
+  "MailQueueGrowing",
+  "CertificateExpiringSoon",
+  "BackupTooOld",
+];
+
+describe("monitoring", () => {
+  it("parses metric names out of PromQL", () => {
+    expect(metricNames('sum by (pod) (pg_stat_activity_count{namespace="a"}) / max by (pod) (pg_settings_max_connections) > 0.8')).to.deep.equal([
+      "pg_stat_activity_count",
+      "pg_settings_max_connections",
+    ]);
+    expect(metricNames("time() - kube_cronjob_status_last_successful_time > 3600")).to.deep.equal(["kube_cronjob_status_last_successful_time"]);
+    expect(metricNames("deriv(sum(foo_total)[30m:1m]) > 0 and bar")).to.deep.equal(["foo_total", "bar"]);
+  });
+
+  for (const stack of STACKS) {
+    describe(stack, () => {
+      it(stack === "dev" ? "creates no Prometheus Operator objects where the CRDs are absent (monitoring.enabled false)" : "creates ServiceMonitors, a PrometheusRule and a dashboard", async () => {
+        const ev = ok(await evaluateStack(stack));
+        const cfg = configOf(stack);
+        expect(cfg.monitoring.enabled).to.equal(stack !== "dev");
+        const count = objectsOfKind(ev, "ServiceMonitor").length + objectsOfKind(ev, "PrometheusRule").length;
+        const dashboards = objectsOfKind(ev, "ConfigMap").filter((c) => c.metadata.labels?.grafana_dashboard === "1");
+        if (stack === "dev") {
+          expect(count).to.equal(0);
+          expect(dashboards).to.have.length(0);
+          expect(ev.resources.filter((r) => r.type.includes("monitoring.coreos.com"))).to.have.length(0);
+        } else {
+          expect(count).to.be.greaterThan(1);
+          expect(dashboards).to.have.length(1);
+        }
+      });
+
+      it("has a ServiceMonitor for each group with a metrics port, selecting a Service that exists and its port named metrics", async function () {
+        const ev = ok(await evaluateStack(stack));
+        const cfg = configOf(stack);
+        if (!cfg.monitoring.enabled) this.skip();
+        const monitors = objectsOfKind(ev, "ServiceMonitor");
+        const scraped = inventory(cfg).filter((g) => g.metricsPort !== undefined);
+        expect(monitors.map((m) => m.metadata.name).sort()).to.deep.equal(scraped.map((g) => g.name).sort());
+        const services = objectsOfKind(ev, "Service");
+        for (const sm of monitors) {
+          expect(sm.metadata.labels, sm.metadata.name).to.include(cfg.monitoring.selectorLabels);
+          const ns = sm.spec.namespaceSelector.matchNames;
+          const targets = services.filter((s) => ns.includes(s.metadata.namespace) && matchesSelector(s.metadata.labels ?? {}, sm.spec.selector));
+          expect(targets, `ServiceMonitor ${sm.metadata.name} selects no Service`).to.have.length(1);
+          const group = scraped.find((g) => g.name === sm.metadata.name)!;
+          for (const ep of sm.spec.endpoints) {
+            const port = targets[0].spec.ports.find((p: { name: string }) => p.name === ep.port);
+            expect(port, `${sm.metadata.name}: Service has no port named ${ep.port}`).to.not.equal(undefined);
+            expect(ep.port).to.equal("metrics");
+            expect(port.port).to.equal(group.metricsPort);
+            expect(ep.interval).to.equal(cfg.monitoring.scrapeInterval);
+            expect(parseInt(ep.scrapeTimeout, 10)).to.be.at.most(parseInt(ep.interval, 10));
+          }
+          await validateAs("@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor", "ServiceMonitor", sm);
+        }
+        // Conversely, every Service that exposes a metrics port is scraped (a tier that forgot metricsPort shows here).
+        for (const svc of services.filter((s) => s.spec.ports.some((p: { name: string }) => p.name === "metrics"))) {
+          const by = monitors.filter((sm) => sm.spec.namespaceSelector.matchNames.includes(svc.metadata.namespace) && matchesSelector(svc.metadata.labels ?? {}, sm.spec.selector));
+          expect(by, `Service ${svc.metadata.name} has a metrics port but no ServiceMonitor`).to.have.length(1);
+        }
+      });
+
+      it("alerts on everything the issue lists, each with severity, summary, runbook and metrics the exporters expose", async function () {
+        const ev = ok(await evaluateStack(stack));
+        const cfg = configOf(stack);
+        if (!cfg.monitoring.enabled) this.skip();
+        const [rule] = objectsOfKind(ev, "PrometheusRule");
+        await validateAs("@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule", "PrometheusRule", rule);
+        expect(rule.metadata.labels).to.include(cfg.monitoring.selectorLabels);
+        const alerts = rule.spec.groups.flatMap((g: { rules: unknown[] }) => g.rules) as { alert: string; expr: string; labels: { severity: string }; annotations: Record<string, string> }[];
+        // Every tier is enabled in the stack files, so every alert applies.
+        expect(alerts.map((a) => a.alert)).to.have.members(ISSUE_ALERTS.concat(["ScrapeTargetDown"]));
+        for (const a of alerts) {
+          expect(["critical", "warning"], a.alert).to.include(a.labels.severity);
+          expect(a.annotations.summary, a.alert).to.be.a("string").and.not.equal("");
+          expect(a.annotations.runbook, a.alert).to.be.a("string").and.not.equal("");
+          const names = metricNames(a.expr);
+          expect(names.length, a.alert).to.be.greaterThan(0);
+          for (const n of names) expect(KNOWN.has(n), `${a.alert} uses ${n}, which no deployed exporter exposes`).to.equal(true);
+        }
+        const t = cfg.monitoring.thresholds;
+        const by = (n: string) => alerts.find((a) => a.alert === n)!;
+        expect(by("HighErrorRate").expr).to.match(new RegExp(`> ${t.errorRatio}$`)).and.contain('ingress="email-platform-public"');
+        expect(by("HighLatencyP95").expr).to.contain("histogram_quantile(0.95").and.match(new RegExp(`> ${t.p95LatencySeconds}$`));
+        expect((by("HPAAtMaxReplicas") as unknown as { for: string }).for).to.equal("15m");
+        expect(by("RedisMemoryHigh").expr).to.contain(`> ${t.redisMemoryRatio}`);
+        expect(by("PostgresConnectionsNearMax").expr).to.contain(`> ${t.postgresConnectionsRatio}`);
+        expect(by("CeleryQueueBacklog").expr).to.contain('key=~"default"').and.contain(`> ${t.celeryQueueLength}`);
+        expect(by("CertificateExpiringSoon").expr).to.contain('name="email-platform-tls"').and.contain(`< ${t.certificateExpiryDays * 86400}`);
+        expect(by("BackupTooOld").expr).to.contain(`> ${t.backupMaxAgeHours * 3600}`);
+        expect(by("MailQueueGrowing").expr).to.contain(`namespace="email-platform-mail-${stack}"`);
+      });
+
+      it("ships a Grafana dashboard ConfigMap the sidecar discovers, on exported metrics", async function () {
+        const ev = ok(await evaluateStack(stack));
+        const cfg = configOf(stack);
+        if (!cfg.monitoring.enabled) this.skip();
+        const [cm] = objectsOfKind(ev, "ConfigMap").filter((c) => c.metadata.labels?.grafana_dashboard === "1");
+        expect(cm.metadata.namespace).to.equal(`email-platform-${stack}`);
+        const dashboard = JSON.parse(cm.data["email-platform.json"]);
+        expect(dashboard.panels).to.have.length(dashboardPanels(cfg).length).and.length.greaterThan(5);
+        for (const p of dashboard.panels) for (const n of metricNames(p.targets[0].expr)) expect(KNOWN.has(n), `${p.title}: ${n}`).to.equal(true);
+        await validateAs("kubernetes-models/v1/ConfigMap", "ConfigMap", cm);
+      });
+    });
+  }
+
+  it("works in dev once the CRDs are there, and leaves out alerts of disabled tiers", async () => {
+    const ev = ok(await evaluate({ stack: "dev", set: { "monitoring.enabled": true, "mail.enabled": false } }));
+    expect(objectsOfKind(ev, "ServiceMonitor").map((m) => m.metadata.name)).to.deep.equal(["jaeger"]);
+    const names = alertGroups(configOf("dev", { monitoring: { enabled: true }, mail: { enabled: false } })).flatMap((g) => g.rules.map((r) => r.alert));
+    expect(names).to.not.include("MailQueueGrowing");
+    // No TLS in dev: no certificate to watch.
+    expect(names).to.not.include("CertificateExpiringSoon");
+  });
+
+  it("creates none of its objects when disabled in prod, and everything else still builds", async () => {
+    const ev = ok(await evaluate({ stack: "prod", set: { "monitoring.enabled": false } }));
+    expect(ev.resources.filter((r) => r.type.includes("monitoring.coreos.com"))).to.have.length(0);
+    expect(objectsOfKind(ev, "ConfigMap").filter((c) => c.metadata.labels?.grafana_dashboard === "1")).to.have.length(0);
+    expect(objectsOfKind(ev, "Deployment").map((d) => d.metadata.name)).to.include("jaeger");
+    // Nothing is opened to the monitoring namespace either.
+    expect(JSON.stringify(objectsOfKind(ev, "NetworkPolicy"))).not.to.contain('"monitoring"');
+  });
+});
