@@ -49,7 +49,9 @@ export function buildPlatform({ config: cfg, secret }: LoadedConfig): BuiltPlatf
     new Jaeger("jaeger", { config: cfg, namespace: platform.namespaces.app, serviceAccountName: platform.serviceAccount("jaeger"), graph, secret }, opts);
   }
 
-  const app = { config: cfg, platform, secrets, graph, connections: data.connections, mailSubmission: mail?.submission, telemetryEnv: (w: string) => otelEnv(cfg, w) };
+  // From mail's submission Secret the apps take the credentials; host and port are plain config.
+  const mailSubmission = mail?.submission && { ...mail.submission, keys: mail.submission.keys.filter((k) => !["SMTP_HOST", "SMTP_PORT"].includes(k)) };
+  const app = { config: cfg, platform, secrets, graph, connections: data.connections, mailSubmission, telemetryEnv: (w: string) => otelEnv(cfg, w) };
   const services = new HttpServices("services", app, opts);
   const workers = cfg.workers.enabled ? new Workers("workers", app, opts) : undefined;
 

@@ -8,6 +8,7 @@ import type { PlatformConfig } from "../config/schema";
 import type { DependencyGraph } from "./lib/graph";
 import { JAEGER, JAEGER_BASE_PATH } from "./jaeger";
 import { platformLabels } from "./lib/labels";
+import { rotationKeepers } from "./secrets";
 import { PORTS } from "./lib/ports";
 
 export interface Route {
@@ -172,7 +173,7 @@ export class Edge extends pulumi.ComponentResource {
 
     if (args.protectedRoutes.length > 0) {
       // htpasswd for nginx basic auth: the password is generated, only its bcrypt hash reaches the cluster.
-      const password = new random.RandomPassword(`${name}-ops-password`, { length: 24, special: false }, child);
+      const password = new random.RandomPassword(`${name}-ops-password`, { length: 32, special: false, keepers: rotationKeepers(cfg, "ops") }, child);
       this.opsPassword = pulumi.secret(password.result);
       const auth = new k8s.core.v1.Secret(
         `${name}-ops-auth`,

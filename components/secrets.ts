@@ -6,7 +6,7 @@ import * as random from "@pulumi/random";
 import type { PlatformConfig } from "../config/schema";
 import { platformLabels } from "./lib/labels";
 
-export type SecretGroup = "app" | "postgres" | "redis" | "mongo" | "flower" | "mail";
+export type SecretGroup = "app" | "postgres" | "redis" | "mongo" | "flower" | "mail" | "ops";
 
 /** Keeper of a generator: bumping secrets.rotation, or secrets.rotate.<group>, regenerates it. */
 export function rotationKeepers(cfg: PlatformConfig, group: SecretGroup): Record<string, string> {

@@ -21,7 +21,7 @@ export interface PodGroup {
   containers: Resources[];
   /** PersistentVolumeClaims per pod. */
   volumes: number;
-  /** Port of the Service port named `metrics`, if the group exposes Prometheus metrics (ServiceMonitor, monitoring edge). */
+  /** Container port serving Prometheus metrics (the monitoring edge's port); its Service exposes it as port `metrics`. */
   metricsPort?: number;
 }
 

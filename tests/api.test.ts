@@ -284,7 +284,12 @@ describe("api (HTTP services)", () => {
       const hpa = findObject(ev, "HorizontalPodAutoscaler", "frontend");
       expect([hpa.spec.minReplicas, hpa.spec.maxReplicas]).to.deep.equal([2, 5]);
       expect(hpa.spec.metrics.map((m: K8sObject) => m.resource.target.averageUtilization)).to.deep.equal([60, 70]);
-      expect(objectsOfKind(ev, "NetworkPolicy").find((p: K8sObject) => p.metadata.name === "allow-frontend")).to.be.undefined;
+      // Only the ingress controller reaches the frontend, on its http port; it talks to nothing.
+      const policy = objectsOfKind(ev, "NetworkPolicy").find((p: K8sObject) => p.metadata.name === "allow-frontend");
+      expect(policy.spec.policyTypes).to.deep.equal(["Ingress"]);
+      expect(policy.spec.ingress).to.have.length(1);
+      expect(policy.spec.ingress[0].from[0].namespaceSelector.matchLabels).to.deep.equal({ "kubernetes.io/metadata.name": "ingress-nginx" });
+      expect(policy.spec.ingress[0].ports.map((p: K8sObject) => p.port)).to.deep.equal(c.ports.filter((p: K8sObject) => p.name === "http").map((p: K8sObject) => p.containerPort));
       for (const obj of [d, findObject(ev, "Service", "frontend"), hpa]) await validateK8s(obj);
     });
   });
@@ -327,7 +332,8 @@ describe("api (HTTP services)", () => {
       for (const kind of ["Deployment", "Service", "ConfigMap", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ServiceAccount"]) {
         expect(objectsOfKind(ev, kind).filter((o: K8sObject) => appNames.has(o.metadata.name)), kind).to.have.length(0);
       }
-      expect(ev.outputs.routes).to.deep.equal([]);
+      // Only the operators' Jaeger route is left: nothing routes to a service that is gone.
+      expect((ev.outputs.routes as { service: string }[]).filter((r) => appNames.has(r.service))).to.deep.equal([]);
       const policies = objectsOfKind(ev, "NetworkPolicy").map((p: K8sObject) => JSON.stringify(p));
       for (const name of ["api", "worker-default", "beat", "flower"]) expect(policies.some((p: string) => p.includes(`"app.kubernetes.io/name":"${name}"`)), name).to.equal(false);
     });

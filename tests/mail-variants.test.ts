@@ -58,8 +58,11 @@ describe("mail tier variants (prod)", () => {
     expect(fromCidr("0.0.0.0/0")).to.deep.equal(Object.values(PROXY_PORTS.postfix));
     // The load balancer's own range may send the proxied connections too.
     expect(fromCidr("10.0.0.0/8")).to.deep.equal(Object.values(PROXY_PORTS.postfix));
-    const open = pol.ingress.flatMap((r: any) => r.ports.map((p: any) => p.port));
-    for (const plain of [25, 465, 587]) expect(open).not.to.include(plain);
+    // From outside the cluster only the proxied listeners are open; the app's in-cluster submission stays on 587.
+    const fromOutside = pol.ingress.filter((r: any) => r.from.some((f: any) => f.ipBlock)).flatMap((r: any) => r.ports.map((p: any) => p.port));
+    for (const plain of [25, 465, 587]) expect(fromOutside).not.to.include(plain);
+    const fromApi = pol.ingress.filter((r: any) => r.from.some((f: any) => f.podSelector?.matchLabels?.["app.kubernetes.io/name"] === "api"));
+    expect(fromApi.flatMap((r: any) => r.ports.map((p: any) => p.port))).to.deep.equal([587]);
   });
 
   it("sends through an authenticated relay when configured, with the password from secret config", async () => {

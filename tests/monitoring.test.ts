@@ -101,14 +101,21 @@ describe("monitoring", () => {
         for (const sm of monitors) {
           expect(sm.metadata.labels, sm.metadata.name).to.include(cfg.monitoring.selectorLabels);
           const ns = sm.spec.namespaceSelector.matchNames;
-          const targets = services.filter((s) => ns.includes(s.metadata.namespace) && matchesSelector(s.metadata.labels ?? {}, sm.spec.selector));
+          // Selected Services with a port of the endpoint's name (a headless twin without one is not scraped).
+          const targets = services.filter(
+            (s) => ns.includes(s.metadata.namespace) && matchesSelector(s.metadata.labels ?? {}, sm.spec.selector) && s.spec.ports.some((p: { name: string }) => p.name === "metrics"),
+          );
           expect(targets, `ServiceMonitor ${sm.metadata.name} selects no Service`).to.have.length(1);
           const group = scraped.find((g) => g.name === sm.metadata.name)!;
           for (const ep of sm.spec.endpoints) {
             const port = targets[0].spec.ports.find((p: { name: string }) => p.name === ep.port);
             expect(port, `${sm.metadata.name}: Service has no port named ${ep.port}`).to.not.equal(undefined);
             expect(ep.port).to.equal("metrics");
-            expect(port.port).to.equal(group.metricsPort);
+            // The Service port leads to the container port the inventory (and the NetworkPolicy) names.
+            const pods = [...objectsOfKind(ev, "Deployment"), ...objectsOfKind(ev, "StatefulSet")].filter((w) => matchesSelector(w.spec.template.metadata.labels, { matchLabels: targets[0].spec.selector }));
+            const containerPorts = pods.flatMap((w) => w.spec.template.spec.containers.flatMap((c: any) => c.ports ?? []));
+            const target = typeof port.targetPort === "string" ? containerPorts.find((p: any) => p.name === port.targetPort)?.containerPort : port.targetPort;
+            expect(target, sm.metadata.name).to.equal(group.metricsPort);
             expect(ep.interval).to.equal(cfg.monitoring.scrapeInterval);
             expect(parseInt(ep.scrapeTimeout, 10)).to.be.at.most(parseInt(ep.interval, 10));
           }
@@ -168,7 +175,9 @@ describe("monitoring", () => {
 
   it("works in dev once the CRDs are there, and leaves out alerts of disabled tiers", async () => {
     const ev = ok(await evaluate({ stack: "dev", set: { "monitoring.enabled": true, "mail.enabled": false } }));
-    expect(objectsOfKind(ev, "ServiceMonitor").map((m) => m.metadata.name)).to.deep.equal(["jaeger"]);
+    const expected = inventory(configOf("dev", { monitoring: { enabled: true }, mail: { enabled: false } })).filter((g) => g.metricsPort !== undefined);
+    expect(objectsOfKind(ev, "ServiceMonitor").map((m) => m.metadata.name).sort()).to.deep.equal(expected.map((g) => g.name).sort());
+    expect(expected.map((g) => g.name)).to.include("jaeger").and.not.include("postfix");
     const names = alertGroups(configOf("dev", { monitoring: { enabled: true }, mail: { enabled: false } })).flatMap((g) => g.rules.map((r) => r.alert));
     expect(names).to.not.include("MailQueueGrowing");
     // No TLS in dev: no certificate to watch.

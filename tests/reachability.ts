@@ -13,6 +13,7 @@
 // - A rule without ports allows every port; a named port resolves against the destination pod's
 //   container ports.
 import type { Edge, External, Peer, Workload } from "../components/lib/graph";
+import { PRIVATE_RANGES } from "../components/lib/graph";
 import type { Evaluation, K8sObject } from "./harness";
 import { objectsOfKind } from "./harness";
 
@@ -162,8 +163,11 @@ function peerEndpoints(peer: Peer, graph: GraphData, endpoints: Endpoint[]): End
     if (!w) throw new Error(`edge names unknown workload ${peer}`);
     return endpoints.filter((e) => e.managed && e.namespace === w.namespace && matchesSelector(e.labels, { matchLabels: w.selector }));
   }
-  if (peer.kind === "internet") return endpoints.filter((e) => e.id === "internet");
-  if (peer.kind === "cidr") return endpoints.filter((e) => e.id === cidrId(peer.name));
+  // An address-range peer declares every outside endpoint inside the range (what an ipBlock admits).
+  // Our own pods are excluded: their egress is governed by our policies, which a range peer does not open.
+  const within = (cidr: string, except: string[]) => endpoints.filter((e) => !e.managed && inCidr(e.ip, cidr) && !except.some((x) => inCidr(e.ip, x)));
+  if (peer.kind === "internet") return within("0.0.0.0/0", PRIVATE_RANGES);
+  if (peer.kind === "cidr") return within(peer.cidr, []);
   return endpoints.filter((e) => e.namespace === peer.namespace && (!peer.pods || matchesSelector(e.labels, { matchLabels: peer.pods })));
 }
 

@@ -59,10 +59,12 @@ export function secretEnvFor(src: AppEnvSources, deps: readonly Dependency[]): E
   return out;
 }
 
-/** Non-secret keys derived from dependencies: the IMAP host (SMTP_* come from the mail-submission Secret). */
+/** Non-secret keys derived from dependencies: the mail relay (submission) and IMAP host. */
 export function dependencyConfig(cfg: PlatformConfig, deps: readonly Dependency[]): Record<string, string> {
   if (!deps.includes("mail")) return {};
   return {
+    SMTP_HOST: serviceHost("postfix", cfg.platform.mailNamespace),
+    SMTP_PORT: String(PORTS.postfix.submission),
     IMAP_HOST: serviceHost("dovecot", cfg.platform.mailNamespace),
     IMAP_PORT: String(PORTS.dovecot.imaps),
   };
