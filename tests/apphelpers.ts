@@ -26,7 +26,7 @@ export function stackConfig(stack: string): PlatformConfig {
   return parseConfig(raw, { stack });
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+ 
 const MODELS: Record<string, () => Promise<any>> = {
   Deployment: async () => (await import("kubernetes-models/apps/v1/Deployment")).Deployment,
   Service: async () => (await import("kubernetes-models/v1/Service")).Service,

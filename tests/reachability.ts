@@ -17,7 +17,7 @@ import { PRIVATE_RANGES } from "../components/lib/graph";
 import type { Evaluation, K8sObject } from "./harness";
 import { objectsOfKind } from "./harness";
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
+ 
 
 export interface ContainerPort {
   name?: string;
