@@ -191,11 +191,16 @@ function hash(s: string): string {
   return require("crypto").createHash("sha256").update(s).digest("hex"); // eslint-disable-line @typescript-eslint/no-require-imports
 }
 
+/**
+ * Forget the entry point so requiring it runs the program again. The program's other modules hold
+ * no module-level state (everything flows from loadConfig() in index.ts), so they are reused; set
+ * HARNESS_FRESH_MODULES=1 to reload them all when in doubt.
+ */
 function clearProgramModules(): void {
+  const entry = path.join(ROOT, "index.ts");
   for (const key of Object.keys(require.cache)) {
-    if (key.startsWith(ROOT + path.sep) && !key.includes(`${path.sep}node_modules${path.sep}`) && !key.includes(`${path.sep}tests${path.sep}`)) {
-      delete require.cache[key];
-    }
+    const ours = key.startsWith(ROOT + path.sep) && !key.includes(`${path.sep}node_modules${path.sep}`) && !key.includes(`${path.sep}tests${path.sep}`);
+    if (key === entry || (ours && process.env.HARNESS_FRESH_MODULES === "1")) delete require.cache[key];
   }
 }
 
@@ -225,6 +230,11 @@ async function evaluateNow(opts: EvaluateOptions): Promise<Evaluation> {
   Object.assign(store, { supportsSecrets: true, supportsResourceReferences: true, supportsOutputValues: false, supportsDeletedWith: true, supportsAliasSpecs: true });
 
   clearProgramModules();
+  // The runtime captures a stack trace for every promise and resource; with tsx's source maps that
+  // dominates evaluation time. Errors keep their messages, which is what the tests read.
+  const stackTraceLimit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  process.setSourceMapsEnabled(false);
   const evaluation: Evaluation = { stack: opts.stack, config, resources, outputs: {}, secretOutputs: [] };
   const failures: unknown[] = [];
   const onRejection = (reason: unknown) => failures.push(reason);
@@ -242,6 +252,8 @@ async function evaluateNow(opts: EvaluateOptions): Promise<Evaluation> {
     evaluation.error = err as Error;
   } finally {
     process.off("unhandledRejection", onRejection);
+    Error.stackTraceLimit = stackTraceLimit;
+    process.setSourceMapsEnabled(true);
   }
   if (!evaluation.error && failures.length) evaluation.error = failures[0] as Error;
   return evaluation;
