@@ -174,3 +174,55 @@ describe("example seed-003-smtp: the seed's SMTP limits, LimitRange and mail egr
     expect(out.every((t) => /^mail\/postfix -> internet (25|465|587)\/TCP$/.test(t)), out.join("\n")).to.equal(true);
   });
 });
+
+describe("example seed-004-autoscaling: the write-up's scaling, probes, PDB and affinity", () => {
+  // Seed 004: scale down 50% or 1 pod per 60 s after 5 minutes; probes /health/live and
+  // /health/ready every 10 s / 5 s; a 5-minute startup budget; ClientIP affinity for 3 hours.
+  const SEED = { scaleDownWindow: 300, scaleDown: [["Percent", 50, 60], ["Pods", 1, 60]], liveness: ["/health/live", 10], readiness: ["/health/ready", 5], startupSeconds: 300, affinitySeconds: 3 * 3600 };
+  let ev: Evaluation;
+  before(async () => {
+    ev = ok(await loadExample("seed-004-autoscaling"));
+  });
+
+  it("scales down conservatively, as the write-up, on both tiers", () => {
+    for (const name of ["backend", "frontend"]) {
+      const down = named(ev, "HorizontalPodAutoscaler", name).spec.behavior.scaleDown;
+      expect(down.stabilizationWindowSeconds, name).to.equal(SEED.scaleDownWindow);
+      expect(down.policies.map((p: K8sObject) => [p.type, p.value, p.periodSeconds]), name).to.deep.equal(SEED.scaleDown);
+    }
+  });
+
+  it("probes the backend on /health/live and /health/ready with a 5-minute startup budget", () => {
+    const c = named(ev, "Deployment", "backend").spec.template.spec.containers[0];
+    expect([c.livenessProbe.httpGet.path, c.livenessProbe.periodSeconds]).to.deep.equal(SEED.liveness);
+    expect([c.readinessProbe.httpGet.path, c.readinessProbe.periodSeconds]).to.deep.equal(SEED.readiness);
+    expect(c.startupProbe.periodSeconds * c.startupProbe.failureThreshold).to.be.at.least(SEED.startupSeconds);
+  });
+
+  it("publishes the backend on a load balancer with ClientIP affinity for 3 hours", () => {
+    const lb = named(ev, "Service", "backend-lb");
+    expect(lb.spec.type).to.equal("LoadBalancer");
+    expect(lb.spec.sessionAffinity).to.equal("ClientIP");
+    expect(lb.spec.sessionAffinityConfig.clientIP.timeoutSeconds).to.equal(SEED.affinitySeconds);
+  });
+});
+
+describe("examples seed-001 and seed-003: secrets and mail replicas", () => {
+  it("seed 001: the third-party keys reach every service through secretKeyRef only", async () => {
+    const ev = ok(await loadExample("seed-001-saas-chat"));
+    for (const name of ["auth", "chat", "billing"]) {
+      const env = named(ev, "Deployment", name).spec.template.spec.containers[0].env as K8sObject[];
+      for (const key of ["OPENAI_API_KEY", "STRIPE_SECRET_KEY"]) {
+        const e = env.find((x) => x.name === key);
+        expect(e?.valueFrom?.secretKeyRef?.key, `${name} ${key}`).to.equal(key);
+        expect(e?.value, `${name} ${key}`).to.equal(undefined);
+      }
+    }
+  });
+
+  it("seed 003: three Postfix replicas, drained one at a time", async () => {
+    const ev = ok(await loadExample("seed-003-smtp"));
+    expect(named(ev, "StatefulSet", "postfix").spec.replicas).to.equal(3);
+    expect(named(ev, "PodDisruptionBudget", "postfix").spec.maxUnavailable).to.equal(1);
+  });
+});
