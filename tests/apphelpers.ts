@@ -3,21 +3,29 @@
 // and small pod-spec queries.
 import { parseConfig } from "../config/loader";
 import type { PlatformConfig } from "../config/schema";
+import { rootSchema } from "../config/schema";
 import { PROJECT, stackValues } from "./harness";
 import type { Evaluation, K8sObject } from "./harness";
 
 /** The typed config of an evaluation (same merge and validation as the program). */
 export function configOf(ev: Evaluation): PlatformConfig {
   const raw: Record<string, unknown> = {};
+  // Keys outside the schema were secret config (the program refuses them in plain text).
+  const secretKeys = new Set<string>();
   for (const [k, v] of Object.entries(ev.config)) {
     if (!k.startsWith(`${PROJECT}:`)) continue;
+    const name = k.slice(PROJECT.length + 1);
+    if (!(name in rootSchema.shape)) {
+      secretKeys.add(name);
+      continue;
+    }
     try {
-      raw[k.slice(PROJECT.length + 1)] = JSON.parse(v);
+      raw[name] = JSON.parse(v);
     } catch {
-      raw[k.slice(PROJECT.length + 1)] = v;
+      raw[name] = v;
     }
   }
-  return parseConfig(raw, { stack: ev.stack });
+  return parseConfig(raw, { stack: ev.stack, secretKeys });
 }
 
 /** The typed config of a stack file, without evaluating the program (for building tests per pool). */

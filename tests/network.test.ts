@@ -1,9 +1,8 @@
 import { expect } from "chai";
-import type { Evaluation } from "./harness";
 import { configOf } from "./config-of";
 import { evaluate, evaluateStack, objectsOfKind, ok, STACKS } from "./harness";
 import type { Endpoint, GraphData, PolicyObject } from "./reachability";
-import { allowed, candidatePorts, declared, endpointsOf, inCidr, key, matchesSelector, reachability } from "./reachability";
+import { allowed, declared, diff, inCidr, key, matchesSelector, reachability, reachabilityMatrix as matrix } from "./reachability";
 
 const MAIL_INTERNET_PORTS = [25, 465, 587];
 /**
@@ -11,26 +10,6 @@ const MAIL_INTERNET_PORTS = [25, 465, 587];
  * they are checked with stand-in pods carrying their selector. The integrator empties this set.
  */
 const NOT_YET_DEPLOYED = new Set(["api", "worker-default", "beat", "flower", "postgres", "redis", "mongo", "postfix", "dovecot"]);
-
-function matrix(ev: Evaluation) {
-  const graph = ev.outputs.dependencyGraph as GraphData;
-  const policies = objectsOfKind(ev, "NetworkPolicy") as PolicyObject[];
-  const { ingressNamespace: ingressNs, monitoringNamespace: monitoringNs } = configOf(ev.stack).platform;
-  const endpoints = endpointsOf(ev, graph, [
-    { namespace: ingressNs, labels: {} },
-    { namespace: monitoringNs, labels: {} },
-  ]);
-  const ports = candidatePorts(graph, policies, endpoints);
-  const actual = reachability(endpoints, policies, ports).map(key).sort();
-  const expected = [...new Set(declared(graph, endpoints).map(key))].sort();
-  return { graph, policies, endpoints, actual, expected };
-}
-
-function diff(actual: string[], expected: string[]) {
-  const a = new Set(actual);
-  const e = new Set(expected);
-  return { missing: expected.filter((x) => !a.has(x)), extra: actual.filter((x) => !e.has(x)) };
-}
 
 describe("network: reachability equals the declared graph", () => {
   for (const stack of STACKS) {

@@ -14,6 +14,7 @@
 //   container ports.
 import type { Edge, External, Peer, Workload } from "../components/lib/graph";
 import { PRIVATE_RANGES } from "../components/lib/graph";
+import { configOf } from "./apphelpers";
 import type { Evaluation, K8sObject } from "./harness";
 import { objectsOfKind } from "./harness";
 
@@ -255,4 +256,31 @@ export function candidatePorts(graph: GraphData, policies: PolicyObject[], endpo
   for (const p of policies) for (const r of [...(p.spec.ingress ?? []), ...(p.spec.egress ?? [])]) for (const rp of r.ports ?? []) if (typeof rp.port === "number") nums.add(rp.port);
   for (const e of endpoints) for (const p of e.ports) nums.add(p.port);
   return [...nums].sort((a, b) => a - b).flatMap((port) => ["TCP", "UDP"].map((protocol) => ({ port, protocol })));
+}
+
+// ---------- the comparison every evaluation gets ----------
+
+/**
+ * Actual (from the NetworkPolicies) and expected (from the stack output `dependencyGraph`)
+ * reachability of an evaluation; the ingress controller and Prometheus namespaces come from the
+ * evaluation's own config, so examples and `set` variants work too.
+ */
+export function reachabilityMatrix(ev: Evaluation) {
+  const graph = ev.outputs.dependencyGraph as GraphData;
+  const policies = objectsOfKind(ev, "NetworkPolicy") as PolicyObject[];
+  const { ingressNamespace, monitoringNamespace } = configOf(ev).platform;
+  const endpoints = endpointsOf(ev, graph, [
+    { namespace: ingressNamespace, labels: {} },
+    { namespace: monitoringNamespace, labels: {} },
+  ]);
+  const ports = candidatePorts(graph, policies, endpoints);
+  const actual = reachability(endpoints, policies, ports).map(key).sort();
+  const expected = [...new Set(declared(graph, endpoints).map(key))].sort();
+  return { graph, policies, endpoints, actual, expected };
+}
+
+export function diff(actual: string[], expected: string[]) {
+  const a = new Set(actual);
+  const e = new Set(expected);
+  return { missing: expected.filter((x) => !a.has(x)), extra: actual.filter((x) => !e.has(x)) };
 }

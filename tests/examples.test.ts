@@ -1,0 +1,228 @@
+// The worked examples (examples/Pulumi.seed-*.yaml): each is evaluated once under mocks, checked
+// like the real stacks (schema, namespaces, Pod Security, references, reachability) and compared
+// with its seed's tables, written below as data (numbers from the seed documents, not the output).
+import { expect } from "chai";
+import type { Evaluation, K8sObject } from "./harness";
+import { evaluate, objectsOfKind, ok } from "./harness";
+import { objectChecks } from "./objects.test";
+import { diff, reachabilityMatrix } from "./reachability";
+
+type Res = [cpuReq: string, cpuLim: string, memReq: string, memLim: string];
+interface Scaled {
+  replicas: [min: number, max: number];
+  targets: [cpu: number, memory?: number];
+  res: Res;
+}
+interface Seed {
+  stack: string;
+  secrets?: Record<string, string>;
+  /** Deployments with an HPA (HTTP services, frontends, worker pools). */
+  scaled: Record<string, Scaled>;
+  /** Every Deployment and StatefulSet the system runs. */
+  workloads: string[];
+  /** StatefulSet -> [size, storageClass?] of its data volume, and its resources. */
+  stores: Record<string, { size: string; storageClass?: string; res?: Res }>;
+  /** "path -> service" over both Ingresses. */
+  routes: string[];
+  queues?: string[];
+}
+
+const SEEDS: Seed[] = [
+  {
+    stack: "seed-001-saas-chat",
+    secrets: { openaiApiKey: "sk-test", stripeSecretKey: "sk-test" },
+    scaled: {
+      auth: { replicas: [2, 10], targets: [70, 80], res: ["250m", "500m", "256Mi", "512Mi"] },
+      chat: { replicas: [3, 20], targets: [70, 80], res: ["300m", "750m", "384Mi", "768Mi"] },
+      billing: { replicas: [2, 8], targets: [70, 80], res: ["250m", "500m", "256Mi", "512Mi"] },
+    },
+    workloads: ["auth", "chat", "billing", "postgres", "redis", "jaeger"],
+    stores: {
+      postgres: { size: "10Gi", res: ["250m", "1000m", "256Mi", "1Gi"] },
+      redis: { size: "5Gi", res: ["100m", "500m", "128Mi", "512Mi"] },
+      jaeger: { size: "20Gi", res: ["100m", "500m", "256Mi", "512Mi"] },
+    },
+    routes: ["/api/auth -> auth", "/api/chat -> chat", "/api/billing -> billing", "/jaeger -> jaeger"],
+  },
+  {
+    stack: "seed-002-backend-celery",
+    scaled: {
+      backend: { replicas: [3, 10], targets: [70, 80], res: ["500m", "2000m", "512Mi", "2Gi"] },
+      frontend: { replicas: [2, 5], targets: [60, 70], res: ["100m", "500m", "128Mi", "512Mi"] },
+      "worker-default": { replicas: [2, 5], targets: [80, 85], res: ["500m", "2000m", "1Gi", "3Gi"] },
+    },
+    workloads: ["backend", "frontend", "worker-default", "beat", "flower", "mongo", "redis"],
+    stores: { mongo: { size: "100Gi", storageClass: "fast-ssd" }, redis: { size: "20Gi", storageClass: "fast-ssd" } },
+    routes: ["/ -> frontend", "/api -> backend", "/flower -> flower"],
+    queues: ["default", "audio_processing", "ai_analysis", "embeddings"],
+  },
+  {
+    stack: "seed-003-smtp",
+    scaled: {},
+    workloads: ["postfix", "dovecot"],
+    stores: { postfix: { size: "10Gi", storageClass: "fast-ssd", res: ["500m", "2000m", "512Mi", "2Gi"] } },
+    routes: [],
+  },
+  {
+    stack: "seed-004-autoscaling",
+    scaled: {
+      backend: { replicas: [2, 10], targets: [70, 80], res: ["500m", "1000m", "512Mi", "1Gi"] },
+      frontend: { replicas: [2, 5], targets: [70, 80], res: ["100m", "500m", "128Mi", "256Mi"] },
+    },
+    workloads: ["backend", "frontend"],
+    stores: {},
+    routes: ["/ -> frontend", "/api -> backend"],
+  },
+];
+
+const named = (ev: Evaluation, kind: string, name: string): K8sObject | undefined => objectsOfKind(ev, kind).find((o) => o.metadata.name === name);
+const resOf = (c: K8sObject): Res => [c.resources.requests.cpu, c.resources.limits.cpu, c.resources.requests.memory, c.resources.limits.memory];
+/** Quantities compare by value: the seed's 2000m is the config's 2. */
+const norm = (r: Res): Res => r.map((q) => (/^\d+000m$/.test(q) ? String(Number(q.slice(0, -4))) : q)) as Res;
+
+/** One evaluation per example, shared by every block below. */
+const evaluations = new Map<string, Promise<Evaluation>>();
+function loadExample(stack: string): Promise<Evaluation> {
+  const seed = SEEDS.find((s) => s.stack === stack)!;
+  if (!evaluations.has(stack)) evaluations.set(stack, evaluate({ stack, file: `examples/Pulumi.${stack}.yaml`, secrets: seed.secrets }));
+  return evaluations.get(stack)!;
+}
+
+for (const seed of SEEDS) {
+  const file = `examples/Pulumi.${seed.stack}.yaml`;
+  const load = () => loadExample(seed.stack);
+
+  describe(`example ${file}`, () => {
+    let ev: Evaluation;
+    before(async () => {
+      ev = ok(await load());
+    });
+
+    it("runs exactly the seed's workloads", () => {
+      const names = [...objectsOfKind(ev, "Deployment"), ...objectsOfKind(ev, "StatefulSet")].map((o) => o.metadata.name);
+      expect(names.sort()).to.deep.equal([...seed.workloads].sort());
+    });
+
+    it("scales each service within the seed's range and targets, with its resources, a PDB and zero-downtime rollouts", () => {
+      for (const [name, s] of Object.entries(seed.scaled)) {
+        const hpa = named(ev, "HorizontalPodAutoscaler", name);
+        expect([hpa.spec.minReplicas, hpa.spec.maxReplicas], name).to.deep.equal(s.replicas);
+        const targets = hpa.spec.metrics.map((m: K8sObject) => m.resource.target.averageUtilization);
+        expect(targets, name).to.deep.equal(s.targets);
+        const dep = named(ev, "Deployment", name);
+        expect(norm(resOf(dep.spec.template.spec.containers[0])), name).to.deep.equal(norm(s.res));
+        expect(dep.spec.strategy.rollingUpdate.maxUnavailable, name).to.equal(0);
+        expect(named(ev, "PodDisruptionBudget", name)?.spec.maxUnavailable, name).to.equal(1);
+      }
+    });
+
+    it("gives each store the seed's volume size, class and resources", () => {
+      for (const [name, s] of Object.entries(seed.stores)) {
+        const sts = named(ev, "StatefulSet", name) ?? named(ev, "Deployment", name);
+        const claim = sts.spec.volumeClaimTemplates?.[0]?.spec ?? objectsOfKind(ev, "PersistentVolumeClaim").find((p) => p.metadata.name.startsWith(name))?.spec;
+        expect(claim?.resources.requests.storage, name).to.equal(s.size);
+        expect(claim?.storageClassName, name).to.equal(s.storageClass);
+        if (s.res) expect(norm(resOf(sts.spec.template.spec.containers.find((c: K8sObject) => c.name === name) ?? sts.spec.template.spec.containers[0])), name).to.deep.equal(norm(s.res));
+      }
+    });
+
+    it("routes the seed's paths at the edge, and nothing else", () => {
+      const routes = objectsOfKind(ev, "Ingress").flatMap((i) => i.spec.rules[0].http.paths.map((p: K8sObject) => `${p.path} -> ${p.backend.service.name}`));
+      expect(routes.sort()).to.deep.equal([...seed.routes].sort());
+    });
+
+    it("allows exactly the declared traffic graph", () => {
+      const m = reachabilityMatrix(ev);
+      expect(diff(m.actual, m.expected)).to.deep.equal({ missing: [], extra: [] });
+    });
+
+    if (seed.queues) {
+      it("consumes the seed's Celery queues", () => {
+        const args: string[] = named(ev, "Deployment", "worker-default").spec.template.spec.containers[0].args ?? [];
+        const cmd = [...(named(ev, "Deployment", "worker-default").spec.template.spec.containers[0].command ?? []), ...args].join(" ");
+        expect(cmd).to.include(`--queues ${seed.queues!.join(",")}`);
+      });
+    }
+  });
+
+  objectChecks(seed.stack, async () => ok(await load()));
+}
+
+describe("example seed-003-smtp: the seed's SMTP limits, LimitRange and mail egress", () => {
+  let ev: Evaluation;
+  before(async () => {
+    ev = ok(await loadExample("seed-003-smtp"));
+  });
+
+  it("limits messages to 25 MiB and 100 recipients", () => {
+    const mainCf = Object.values(named(ev, "ConfigMap", "postfix-config").data as Record<string, string>).join("\n");
+    expect(mainCf).to.match(new RegExp(`^message_size_limit = ${25 * 1024 * 1024}$`, "m"));
+    expect(mainCf).to.match(/^smtpd_recipient_limit = 100$/m);
+  });
+
+  it("bounds containers with the seed's LimitRange", () => {
+    const lr = objectsOfKind(ev, "LimitRange").find((l) => l.metadata.namespace === "mail").spec.limits.find((l: K8sObject) => l.type === "Container");
+    expect(lr.defaultRequest).to.deep.equal({ cpu: "200m", memory: "256Mi" });
+    expect(lr.default).to.deep.equal({ cpu: "1000m", memory: "1Gi" });
+    expect(lr.min).to.deep.equal({ cpu: "50m", memory: "64Mi" });
+    expect(lr.max).to.deep.equal({ cpu: "4000m", memory: "8Gi" });
+  });
+
+  it("lets only Postfix reach the internet, on SMTP ports", () => {
+    const out = reachabilityMatrix(ev).actual.filter((t) => t.includes(" -> internet "));
+    expect(out).to.include("mail/postfix -> internet 25/TCP");
+    expect(out.every((t) => /^mail\/postfix -> internet (25|465|587)\/TCP$/.test(t)), out.join("\n")).to.equal(true);
+  });
+});
+
+describe("example seed-004-autoscaling: the write-up's scaling, probes, PDB and affinity", () => {
+  // Seed 004: scale down 50% or 1 pod per 60 s after 5 minutes; probes /health/live and
+  // /health/ready every 10 s / 5 s; a 5-minute startup budget; ClientIP affinity for 3 hours.
+  const SEED = { scaleDownWindow: 300, scaleDown: [["Percent", 50, 60], ["Pods", 1, 60]], liveness: ["/health/live", 10], readiness: ["/health/ready", 5], startupSeconds: 300, affinitySeconds: 3 * 3600 };
+  let ev: Evaluation;
+  before(async () => {
+    ev = ok(await loadExample("seed-004-autoscaling"));
+  });
+
+  it("scales down conservatively, as the write-up, on both tiers", () => {
+    for (const name of ["backend", "frontend"]) {
+      const down = named(ev, "HorizontalPodAutoscaler", name).spec.behavior.scaleDown;
+      expect(down.stabilizationWindowSeconds, name).to.equal(SEED.scaleDownWindow);
+      expect(down.policies.map((p: K8sObject) => [p.type, p.value, p.periodSeconds]), name).to.deep.equal(SEED.scaleDown);
+    }
+  });
+
+  it("probes the backend on /health/live and /health/ready with a 5-minute startup budget", () => {
+    const c = named(ev, "Deployment", "backend").spec.template.spec.containers[0];
+    expect([c.livenessProbe.httpGet.path, c.livenessProbe.periodSeconds]).to.deep.equal(SEED.liveness);
+    expect([c.readinessProbe.httpGet.path, c.readinessProbe.periodSeconds]).to.deep.equal(SEED.readiness);
+    expect(c.startupProbe.periodSeconds * c.startupProbe.failureThreshold).to.be.at.least(SEED.startupSeconds);
+  });
+
+  it("publishes the backend on a load balancer with ClientIP affinity for 3 hours", () => {
+    const lb = named(ev, "Service", "backend-lb");
+    expect(lb.spec.type).to.equal("LoadBalancer");
+    expect(lb.spec.sessionAffinity).to.equal("ClientIP");
+    expect(lb.spec.sessionAffinityConfig.clientIP.timeoutSeconds).to.equal(SEED.affinitySeconds);
+  });
+});
+
+describe("examples seed-001 and seed-003: secrets and mail replicas", () => {
+  it("seed 001: the third-party keys reach every service through secretKeyRef only", async () => {
+    const ev = ok(await loadExample("seed-001-saas-chat"));
+    for (const name of ["auth", "chat", "billing"]) {
+      const env = named(ev, "Deployment", name).spec.template.spec.containers[0].env as K8sObject[];
+      for (const key of ["OPENAI_API_KEY", "STRIPE_SECRET_KEY"]) {
+        const e = env.find((x) => x.name === key);
+        expect(e?.valueFrom?.secretKeyRef?.key, `${name} ${key}`).to.equal(key);
+        expect(e?.value, `${name} ${key}`).to.equal(undefined);
+      }
+    }
+  });
+
+  it("seed 003: three Postfix replicas, drained one at a time", async () => {
+    const ev = ok(await loadExample("seed-003-smtp"));
+    expect(named(ev, "StatefulSet", "postfix").spec.replicas).to.equal(3);
+    expect(named(ev, "PodDisruptionBudget", "postfix").spec.maxUnavailable).to.equal(1);
+  });
+});
