@@ -6,8 +6,9 @@ import { serviceHost } from "../components/lib/ports";
 import { selectorLabels } from "../components/lib/labels";
 import type { HttpServiceConfig } from "../config/app";
 import { httpPod } from "../components/services";
-import { assertRestricted, configOf, stackConfig, container, envNamed, podSpec, selects, sortedJson, validateK8s } from "./apphelpers";
-import { evaluate, evaluateStack, findObject, objectsOfKind, ok, recordOf, STACKS } from "./harness";
+import { assertRestricted, envNamed, selects, sortedJson } from "./apphelpers";
+import { validateObject } from "./checks";
+import { evaluate, evaluateStack, findObject, objectsOfKind, ok, recordOf, STACKS, configOf, container, podSpec } from "./harness";
 import type { Evaluation, K8sObject } from "./harness";
 
 const LOG_LEVEL = { dev: "DEBUG", staging: "INFO", prod: "WARNING" } as const;
@@ -200,7 +201,7 @@ describe("api (HTTP services)", () => {
       it("registers objects that pass the Kubernetes schema", async () => {
         const ev = ok(await evaluateStack(stack));
         for (const kind of ["Deployment", "Service", "ConfigMap", "HorizontalPodAutoscaler", "PodDisruptionBudget"]) {
-          for (const obj of objectsOfKind(ev, kind)) await validateK8s(obj);
+          for (const obj of objectsOfKind(ev, kind)) await validateObject(obj);
         }
       });
     });
@@ -290,7 +291,7 @@ describe("api (HTTP services)", () => {
       expect(policy.spec.ingress).to.have.length(1);
       expect(policy.spec.ingress[0].from[0].namespaceSelector.matchLabels).to.deep.equal({ "kubernetes.io/metadata.name": "ingress-nginx" });
       expect(policy.spec.ingress[0].ports.map((p: K8sObject) => p.port)).to.deep.equal(c.ports.filter((p: K8sObject) => p.name === "http").map((p: K8sObject) => p.containerPort));
-      for (const obj of [d, findObject(ev, "Service", "frontend"), hpa]) await validateK8s(obj);
+      for (const obj of [d, findObject(ev, "Service", "frontend"), hpa]) await validateObject(obj);
     });
   });
 
@@ -311,7 +312,7 @@ describe("api (HTTP services)", () => {
       expect(lb.spec.ports).to.deep.equal([{ name: "http", port: 5000, targetPort: "http", protocol: "TCP" }]);
       const ingress = findObject(ev, "NetworkPolicy", "allow-api").spec.ingress;
       expect(ingress).to.deep.include({ from: [{ ipBlock: { cidr: "203.0.113.0/24" } }], ports: [{ port: 5000, protocol: "TCP" }] });
-      await validateK8s(lb);
+      await validateObject(lb);
     });
 
     it("a disabled tier disappears from the default dependencies: no env var, no edge", async () => {
@@ -339,7 +340,7 @@ describe("api (HTTP services)", () => {
     });
 
     it("wires the connections Secret and telemetry env into the API container when the integrator passes them", () => {
-      const cfg = stackConfig("prod");
+      const cfg = configOf("prod");
       const svc = cfg.services.api;
       if (svc.kind !== "http") throw new Error("api is http");
       const telemetry = (w: string) => [{ name: "OTEL_SERVICE_NAME", value: w }];

@@ -12,6 +12,7 @@ function fakeEvaluation(objects: object[]): Evaluation {
   return {
     stack: "test",
     config: {},
+    secretKeys: [],
     outputs: {},
     secretOutputs: [],
     resources: objects.map((o, i) => ({
@@ -42,7 +43,8 @@ describe("checkers", () => {
     loose.securityContext = { runAsNonRoot: false, seccompProfile: { type: "Unconfined" } };
     const v = podSecurityViolations(loose, "restricted").join("\n");
     for (const words of ["allowPrivilegeEscalation", "runAsNonRoot", "seccomp", "drop ALL"]) expect(v).to.include(words);
-    expect(podSecurityViolations({ ...restrictedPod, hostNetwork: true }, "baseline")).to.include("host namespaces");
+    expect(podSecurityViolations({ ...restrictedPod, hostNetwork: true }, "baseline")).to.deep.equal(["host namespaces (hostNetwork)"]);
+    expect(podSecurityViolations({ ...restrictedPod, securityContext: { sysctls: [{ name: "kernel.msgmax", value: "1" }] } }, "baseline")).to.deep.equal(["sysctl kernel.msgmax"]);
     const sysAdmin = { containers: [{ name: "m", securityContext: { capabilities: { add: ["SYS_ADMIN"] } } }] };
     expect(podSecurityViolations(sysAdmin, "baseline").join()).to.include("SYS_ADMIN");
     const netBind = { containers: [{ name: "m", securityContext: { capabilities: { add: ["NET_BIND_SERVICE", "SETUID"] } } }] };

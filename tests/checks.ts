@@ -34,6 +34,12 @@ export function isNamespaced(obj: K8sObject): boolean {
   return !CLUSTER_SCOPED.has(obj.kind);
 }
 
+/** Throws with the schema problems of an object (kubernetes-models, CRDs included). */
+export async function validateObject(obj: K8sObject): Promise<void> {
+  const problems = await schemaProblems(obj);
+  if (problems.length) throw new Error(`${obj.kind} ${obj.metadata?.name}: ${problems.join("; ")}`);
+}
+
 /** Pod specs inside any workload kind, with the labels of their pods. */
 export function podSpecs(obj: K8sObject): { spec: any; labels: Record<string, string> }[] {
   const t =
@@ -51,29 +57,51 @@ function containersOf(spec: any): any[] {
   return [...(spec.initContainers ?? []), ...(spec.containers ?? []), ...(spec.ephemeralContainers ?? [])];
 }
 
-const BASELINE_CAPS = new Set(["AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"]);
-const RESTRICTED_VOLUMES = new Set(["configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret", "name"]);
+/** Pod Security Standards' baseline list (kubernetes.io/docs/concepts/security/pod-security-standards). */
+export const BASELINE_CAPS = new Set(["AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"]);
+const SAFE_SYSCTLS = new Set([
+  "kernel.shm_rmid_forced",
+  "net.ipv4.ip_local_port_range",
+  "net.ipv4.ip_unprivileged_port_start",
+  "net.ipv4.tcp_syncookies",
+  "net.ipv4.ping_group_range",
+  "net.ipv4.ip_local_reserved_ports",
+  "net.ipv4.tcp_keepalive_time",
+  "net.ipv4.tcp_fin_timeout",
+  "net.ipv4.tcp_keepalive_intvl",
+  "net.ipv4.tcp_keepalive_probes",
+]);
+const SELINUX_TYPES = new Set(["", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"]);
+const RESTRICTED_VOLUMES = new Set(["configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"]);
 
 /** Pod Security Standards (v1.30 rules) for "baseline" or "restricted"; returns the violations. */
 export function podSecurityViolations(spec: any, level: "baseline" | "restricted"): string[] {
   const v: string[] = [];
   const pod = spec.securityContext ?? {};
-  if (spec.hostNetwork || spec.hostPID || spec.hostIPC) v.push("host namespaces");
+  for (const host of ["hostNetwork", "hostPID", "hostIPC"]) if (spec[host]) v.push(`host namespaces (${host})`);
+  if (pod.windowsOptions?.hostProcess) v.push("hostProcess");
   for (const vol of spec.volumes ?? []) if (vol.hostPath) v.push(`hostPath volume ${vol.name}`);
-  if (pod.seccompProfile?.type === "Unconfined") v.push("pod seccomp Unconfined");
+  for (const s of pod.sysctls ?? []) if (!SAFE_SYSCTLS.has(s.name)) v.push(`sysctl ${s.name}`);
+  const profiles = (where: string, ctx: any) => {
+    if (ctx.seccompProfile?.type === "Unconfined") v.push(`${where}: seccomp Unconfined`);
+    if (ctx.appArmorProfile?.type === "Unconfined") v.push(`${where}: AppArmor Unconfined`);
+    const se = ctx.seLinuxOptions;
+    if (se && (se.user || se.role || !SELINUX_TYPES.has(se.type ?? ""))) v.push(`${where}: custom SELinux options`);
+  };
+  profiles("pod", pod);
   for (const c of containersOf(spec)) {
     const sc = c.securityContext ?? {};
     if (sc.privileged) v.push(`${c.name}: privileged`);
+    if (sc.windowsOptions?.hostProcess) v.push(`${c.name}: hostProcess`);
     for (const cap of sc.capabilities?.add ?? []) if (!BASELINE_CAPS.has(cap)) v.push(`${c.name}: capability ${cap} beyond baseline`);
     for (const p of c.ports ?? []) if (p.hostPort) v.push(`${c.name}: hostPort`);
-    if (sc.seccompProfile?.type === "Unconfined") v.push(`${c.name}: seccomp Unconfined`);
     if (sc.procMount && sc.procMount !== "Default") v.push(`${c.name}: procMount`);
+    profiles(c.name, sc);
   }
   if (level === "baseline") return v;
 
   for (const vol of spec.volumes ?? []) {
-    const kinds = Object.keys(vol).filter((k) => k !== "name");
-    for (const k of kinds) if (!RESTRICTED_VOLUMES.has(k)) v.push(`volume ${vol.name} of type ${k}`);
+    for (const k of Object.keys(vol).filter((k) => k !== "name")) if (!RESTRICTED_VOLUMES.has(k)) v.push(`volume ${vol.name} of type ${k}`);
   }
   if (pod.runAsUser === 0) v.push("pod runAsUser 0");
   for (const c of containersOf(spec)) {

@@ -7,8 +7,8 @@ import { backupScript } from "../components/data/backup";
 import { CONNECTION_KEYS, CONNECTION_SECRET, REDIS_DB } from "../components/data/connections";
 import { REQUESTED_STORAGE } from "../components/data/store";
 import { PORTS, serviceHost } from "../components/lib/ports";
-import { STORE_UIDS, configOf, container, envOf, podSpec, sts } from "./data-helpers";
-import { STACKS, evaluate, evaluateStack, findObject, objectsOfKind, ok, recordOf } from "./harness";
+import { STORE_UIDS, envOf, sts } from "./data-helpers";
+import { STACKS, evaluate, evaluateStack, findObject, objectsOfKind, ok, recordOf, configOf, container, podSpec } from "./harness";
 import type { Evaluation } from "./harness";
 
 const DUMP = { postgres: /pg_dump --format=custom/, redis: /redis-cli -h "\$REDIS_HOST" -p 6379 --rdb "\$OUT"/, mongo: /mongodump .*--gzip --archive="\$OUT"/ };

@@ -7,8 +7,8 @@ import { selectorLabels } from "../components/lib/labels";
 import { PORTS } from "../components/lib/ports";
 import { DATA_VOLUME } from "../components/data/store";
 import { PGDATA } from "../components/data/postgres";
-import { STORE_UIDS, configOf, container, envOf, podSpec, probeCommand, sts } from "./data-helpers";
-import { STACKS, evaluateStack, findObject, objectsOfKind, ok } from "./harness";
+import { STORE_UIDS, envOf, probeCommand, sts } from "./data-helpers";
+import { STACKS, evaluateStack, findObject, objectsOfKind, ok, configOf, container, podSpec } from "./harness";
 
 const CLIENT_PORT = { postgres: PORTS.postgres.sql, redis: PORTS.redis.redis, mongo: PORTS.mongo.mongo } as const;
 

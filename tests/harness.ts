@@ -5,6 +5,8 @@ import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { parse } from "yaml";
+import { deepMerge, parseConfig } from "../config/loader";
+import type { PlatformConfig } from "../config/schema";
 
 /* eslint-disable @typescript-eslint/no-require-imports */
 const { MockMonitor } = require("@pulumi/pulumi/runtime/mocks");
@@ -43,6 +45,8 @@ export interface Recorded {
 export interface Evaluation {
   stack: string;
   config: Record<string, string>;
+  /** Config keys that were set as secrets. */
+  secretKeys: string[];
   resources: Recorded[];
   outputs: Record<string, unknown>;
   /** Stack output names whose value is a Pulumi secret. */
@@ -235,7 +239,7 @@ async function evaluateNow(opts: EvaluateOptions): Promise<Evaluation> {
   const stackTraceLimit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;
   process.setSourceMapsEnabled(false);
-  const evaluation: Evaluation = { stack: opts.stack, config, resources, outputs: {}, secretOutputs: [] };
+  const evaluation: Evaluation = { stack: opts.stack, config, secretKeys, resources, outputs: {}, secretOutputs: [] };
   const failures: unknown[] = [];
   const onRejection = (reason: unknown) => failures.push(reason);
   process.on("unhandledRejection", onRejection);
@@ -313,4 +317,44 @@ export function generatedValues(ev: Evaluation): string[] {
     if (r.type === "tls:index/privateKey:PrivateKey") return [r.state.privateKeyPem.split("\n")[1]];
     return [];
   });
+}
+
+/**
+ * The validated config a stack file (plus dotted overrides) or an evaluation stands for, exactly as
+ * the program sees it: expectations come from here, never from the output.
+ */
+export function configOf(source: string | Evaluation, overrides: Record<string, unknown> = {}): PlatformConfig {
+  const values = typeof source === "string" ? stackValues(`Pulumi.${source}.yaml`) : undefined;
+  const raw: Record<string, unknown> = {};
+  const secretKeys = new Set<string>();
+  const entries = values ? Object.entries(values) : Object.entries((source as Evaluation).config).map(([k, v]) => [k, decodeConfig(v)] as const);
+  for (const [key, value] of entries) {
+    if (!key.startsWith(`${PROJECT}:`)) continue;
+    const name = key.slice(PROJECT.length + 1);
+    if (typeof source !== "string" && (source as Evaluation).secretKeys.includes(key)) secretKeys.add(name);
+    else raw[name] = value;
+  }
+  for (const [k, v] of Object.entries(overrides)) raw[k] = deepMerge(raw[k], v);
+  return parseConfig(raw, { stack: typeof source === "string" ? source : source.stack, secretKeys });
+}
+
+function decodeConfig(v: string): unknown {
+  try {
+    return JSON.parse(v);
+  } catch {
+    return v;
+  }
+}
+
+/** The pod spec inside a workload object (Deployment, StatefulSet, Job, CronJob). */
+export function podSpec(obj: K8sObject): any {
+  return obj.kind === "CronJob" ? obj.spec.jobTemplate.spec.template.spec : obj.spec.template.spec;
+}
+
+/** A container of a workload by name, or its first container. */
+export function container(obj: K8sObject, name?: string): any {
+  const cs = podSpec(obj).containers;
+  const c = name ? cs.find((x: any) => x.name === name) : cs[0];
+  if (!c) throw new Error(`no container ${name ?? "(first)"} in ${obj.kind}/${obj.metadata.name}`);
+  return c;
 }

@@ -4,9 +4,8 @@ import { otelEnv, otlpEndpoints } from "../components/lib/telemetry";
 import { retentionDays } from "../components/jaeger";
 import { PORTS } from "../components/lib/ports";
 import type { Evaluation } from "./harness";
-import { validateAs } from "./validate-model";
-import { configOf } from "./config-of";
-import { evaluate, evaluateStack, findObject, objectsOfKind, ok, recordOf, STACKS } from "./harness";
+import { validateObject } from "./checks";
+import { evaluate, evaluateStack, findObject, objectsOfKind, ok, recordOf, STACKS, configOf } from "./harness";
 
 function jaegerParts(ev: Evaluation) {
   const ns = `email-platform-${ev.stack}`;
@@ -84,11 +83,11 @@ describe("jaeger", () => {
       it("validates against the Kubernetes schema", async () => {
         const ev = ok(await evaluateStack(stack));
         const { deployment, service, configMap } = jaegerParts(ev);
-        await validateAs("kubernetes-models/apps/v1/Deployment", "Deployment", deployment);
-        await validateAs("kubernetes-models/v1/Service", "Service", service);
-        await validateAs("kubernetes-models/v1/ConfigMap", "ConfigMap", configMap);
+        await validateObject(deployment);
+        await validateObject(service);
+        await validateObject(configMap);
         for (const pvc of objectsOfKind(ev, "PersistentVolumeClaim").filter((p) => p.metadata.name === "jaeger-data")) {
-          await validateAs("kubernetes-models/v1/PersistentVolumeClaim", "PersistentVolumeClaim", pvc);
+          await validateObject(pvc);
         }
       });
     });
@@ -109,7 +108,7 @@ describe("jaeger", () => {
     expect(pod.containers[0].args).to.deep.equal([String(retentionDays(cfg.jaeger.retention)), external.serverUrls[0]]).and.deep.equal(["7", external.serverUrls[0]]);
     expect(pod.containers[0].env).to.deep.equal([{ name: "INDEX_PREFIX", value: "tracing" }]);
     expect(pod.containers[0].securityContext).to.deep.include({ allowPrivilegeEscalation: false, runAsNonRoot: true, capabilities: { drop: ["ALL"] } });
-    await validateAs("kubernetes-models/batch/v1/CronJob", "CronJob", cron);
+    await validateObject(cron);
     expect(inventory(configOf("prod", { jaeger: { storage: { type: "opensearch", external } } })).map((g) => g.name)).to.include("jaeger-index-cleaner");
     // Badger and memory stores expire spans themselves: no cleaner.
     expect(objectsOfKind(ok(await evaluateStack("prod")), "CronJob").filter((c) => c.metadata.name === "jaeger-index-cleaner")).to.have.length(0);

@@ -13,10 +13,10 @@ import { PATHS } from "../components/mail/model";
 import { pemBody } from "../components/mail/dns";
 import { PORTS } from "../components/lib/ports";
 import { PRIVATE_RANGES } from "../components/lib/graph";
-import { ROOT, STACKS, evaluateStack, findObject, mocks, objectsOfKind, ok, recordOf } from "./harness";
+import { ROOT, STACKS, evaluateStack, findObject, mocks, objectsOfKind, ok, recordOf, isSecretAt } from "./harness";
 import type { Evaluation } from "./harness";
-import { baselineViolations } from "./podsecurity";
-import { isSecretAt, postconf, validate } from "./mailutil";
+import { podSecurityViolations, validateObject } from "./checks";
+import { postconf } from "./mailutil";
 
 /** The config a stack file asks for, merged over the environment defaults (expectations come from here). */
 function mailConfigOf(stack: string): any {
@@ -133,8 +133,7 @@ for (const stack of STACKS) {
         expect(cert.spec.dnsNames).to.deep.equal([hostname]);
         expect(cert.spec.issuerRef).to.deep.equal({ name: mc.tls.issuer.name, kind: mc.tls.issuer.kind, group: "cert-manager.io" });
         expect(objectsOfKind(ev, "Secret").filter((s: any) => s.metadata.name === "mail-tls")).to.have.length(0);
-        const { Certificate } = await import("@kubernetes-models/cert-manager/cert-manager.io/v1/Certificate");
-        validate(new Certificate(cert));
+        await validateObject(cert);
       });
     } else {
       it("generates a self-signed certificate (dev) and stores key and certificate in a kubernetes.io/tls Secret", () => {
@@ -227,7 +226,7 @@ for (const stack of STACKS) {
       expect(findObject(ev, "Namespace", ns).metadata.labels["pod-security.kubernetes.io/enforce"]).to.equal("baseline");
       for (const name of ["postfix", "dovecot"]) {
         const spec = podOf(ev, name, stack);
-        expect(baselineViolations(spec), name).to.deep.equal([]);
+        expect(podSecurityViolations(spec, "baseline"), name).to.deep.equal([]);
         expect(spec.automountServiceAccountToken).to.equal(false);
         expect(spec.serviceAccountName).to.equal(name);
         expect(spec.securityContext.seccompProfile.type).to.equal("RuntimeDefault");
@@ -241,7 +240,7 @@ for (const stack of STACKS) {
         }
       }
       // Neither pod may pick up a host mount or a privileged sidecar later without this failing.
-      expect(baselineViolations({ containers: [{ name: "x", securityContext: { capabilities: { add: ["NET_ADMIN"] } } }], volumes: [{ name: "h", hostPath: { path: "/" } }] })).to.have.length(2);
+      expect(podSecurityViolations({ containers: [{ name: "x", securityContext: { capabilities: { add: ["NET_ADMIN"] } } }], volumes: [{ name: "h", hostPath: { path: "/" } }] }, "baseline")).to.have.length(2);
     });
 
     it("probes speak the protocols: an SMTP 220 banner and an IMAP * OK greeting", () => {
@@ -283,12 +282,9 @@ for (const stack of STACKS) {
     });
 
     it("registers objects that validate against the Kubernetes schema", async () => {
-      const { StatefulSet } = await import("kubernetes-models/apps/v1/StatefulSet");
-      const { Service } = await import("kubernetes-models/v1/Service");
-      const { ConfigMap } = await import("kubernetes-models/v1/ConfigMap");
-      for (const s of objectsOfKind(ev, "StatefulSet").filter((o: any) => o.metadata.namespace === ns)) validate(new StatefulSet(s));
-      for (const s of objectsOfKind(ev, "Service").filter((o: any) => o.metadata.namespace === ns)) validate(new Service(s));
-      for (const c of objectsOfKind(ev, "ConfigMap").filter((o: any) => o.metadata.namespace === ns)) validate(new ConfigMap(c));
+      for (const kind of ["StatefulSet", "Service", "ConfigMap"]) {
+        for (const o of objectsOfKind(ev, kind).filter((x: any) => x.metadata.namespace === ns)) await validateObject(o);
+      }
     });
   });
 }

@@ -2,10 +2,9 @@ import { expect } from "chai";
 import { inventory } from "../config/inventory";
 import { alertGroups } from "../components/monitoring/rules";
 import { dashboardPanels } from "../components/monitoring/dashboard";
-import { configOf } from "./config-of";
-import { evaluate, evaluateStack, objectsOfKind, ok, STACKS } from "./harness";
+import { evaluate, evaluateStack, objectsOfKind, ok, STACKS, configOf } from "./harness";
 import { matchesSelector } from "./reachability";
-import { validateAs } from "./validate-model";
+import { validateObject } from "./checks";
 
 /**
  * Metric names the deployed exporters really expose (their documentation / source), and nothing
@@ -119,7 +118,7 @@ describe("monitoring", () => {
             expect(ep.interval).to.equal(cfg.monitoring.scrapeInterval);
             expect(parseInt(ep.scrapeTimeout, 10)).to.be.at.most(parseInt(ep.interval, 10));
           }
-          await validateAs("@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor", "ServiceMonitor", sm);
+          await validateObject(sm);
         }
         // Conversely, every Service that exposes a metrics port is scraped (a tier that forgot metricsPort shows here).
         for (const svc of services.filter((s) => s.spec.ports.some((p: { name: string }) => p.name === "metrics"))) {
@@ -133,7 +132,7 @@ describe("monitoring", () => {
         const ev = ok(await evaluateStack(stack));
         const cfg = configOf(stack);
         const [rule] = objectsOfKind(ev, "PrometheusRule");
-        await validateAs("@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule", "PrometheusRule", rule);
+        await validateObject(rule);
         expect(rule.metadata.labels).to.include(cfg.monitoring.selectorLabels);
         const alerts = rule.spec.groups.flatMap((g: { rules: unknown[] }) => g.rules) as { alert: string; expr: string; labels: { severity: string }; annotations: Record<string, string> }[];
         // Every tier is enabled in the stack files, so every alert applies.
@@ -168,7 +167,7 @@ describe("monitoring", () => {
         const dashboard = JSON.parse(cm.data["email-platform.json"]);
         expect(dashboard.panels).to.have.length(dashboardPanels(cfg).length).and.length.greaterThan(5);
         for (const p of dashboard.panels) for (const n of metricNames(p.targets[0].expr)) expect(KNOWN.has(n), `${p.title}: ${n}`).to.equal(true);
-        await validateAs("kubernetes-models/v1/ConfigMap", "ConfigMap", cm);
+        await validateObject(cm);
       });
     });
   }

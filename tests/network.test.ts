@@ -1,6 +1,5 @@
 import { expect } from "chai";
-import { configOf } from "./config-of";
-import { evaluate, evaluateStack, objectsOfKind, ok, STACKS } from "./harness";
+import { evaluate, evaluateStack, objectsOfKind, ok, STACKS, configOf } from "./harness";
 import type { Endpoint, GraphData, PolicyObject } from "./reachability";
 import { allowed, declared, diff, inCidr, key, matchesSelector, reachability, reachabilityMatrix as matrix } from "./reachability";
 

@@ -2,14 +2,10 @@
 // default-deny with DNS, one token-less ServiceAccount per tier, and explicit cluster targeting.
 import { expect } from "chai";
 import { inventory } from "../config/inventory";
-import { parseConfig } from "../config/loader";
 import { bytes, cpuMillis } from "../config/quantity";
 import type { Evaluation } from "./harness";
-import { PROJECT, STACKS, evaluate, evaluateStack, findObject, objectsOfKind, ok, stackValues } from "./harness";
+import { STACKS, configOf, evaluate, evaluateStack, findObject, objectsOfKind, ok } from "./harness";
 import { podSpecs } from "./checks";
-
-const configOf = (stack: string) =>
-  parseConfig(Object.fromEntries(Object.entries(stackValues(`Pulumi.${stack}.yaml`)).map(([k, v]) => [k.slice(PROJECT.length + 1), v])), { stack });
 
 /** Worst case of what the registered workloads of a namespace can run at once: HPA max (or replicas) plus surge. */
 function worstCase(ev: Evaluation, ns: string) {

@@ -14,9 +14,9 @@
 //   container ports.
 import type { Edge, External, Peer, Workload } from "../components/lib/graph";
 import { PRIVATE_RANGES } from "../components/lib/graph";
-import { configOf } from "./apphelpers";
+
 import type { Evaluation, K8sObject } from "./harness";
-import { objectsOfKind } from "./harness";
+import { configOf, objectsOfKind } from "./harness";
 
  
 

@@ -3,14 +3,14 @@
 // names it, every remaining reference resolves, and the policies still allow exactly the graph.
 // One evaluation per disabled tier (staging: monitoring and Flower are on there).
 import { expect } from "chai";
-import { stackConfig } from "./apphelpers";
+
 import { referenceProblems } from "./checks";
 import type { Evaluation, K8sObject } from "./harness";
-import { evaluate, k8sObjects, ok } from "./harness";
+import { configOf, evaluate, k8sObjects, ok } from "./harness";
 import { diff, reachabilityMatrix } from "./reachability";
 
 const STACK = "staging";
-const base = stackConfig(STACK);
+const base = configOf(STACK);
 const { ingressNamespace, monitoringNamespace, mailNamespace } = base.platform;
 
 interface Tier {

@@ -1,8 +1,9 @@
 import { expect } from "chai";
 import { inventory, surgePods } from "../config/inventory";
 import { celeryContainer, pingCommand } from "../components/workers";
-import { assertRestricted, configOf, stackConfig, container, envNamed, podSpec, selects, validateK8s } from "./apphelpers";
-import { evaluate, evaluateStack, findObject, objectsOfKind, ok, recordOf, STACKS } from "./harness";
+import { assertRestricted, envNamed, selects } from "./apphelpers";
+import { validateObject } from "./checks";
+import { evaluate, evaluateStack, findObject, objectsOfKind, ok, recordOf, STACKS, configOf, container, podSpec } from "./harness";
 import type { Evaluation, K8sObject } from "./harness";
 
 function egressTargets(ev: Evaluation, workload: string): Record<string, number[]> {
@@ -30,7 +31,7 @@ describe("workers (Celery pools, beat, Flower)", () => {
       });
 
       // One test per pool the stack's config defines.
-      const pools = Object.entries(stackConfig(stack).workers.pools);
+      const pools = Object.entries(configOf(stack).workers.pools);
       for (const [pool, p] of pools) {
         it(`pool "${pool}": queues, concurrency, node name, Celery ping liveness, HPA, PDB, rollout, resources`, async () => {
           const cfg = configOf(ev);
@@ -142,7 +143,7 @@ describe("workers (Celery pools, beat, Flower)", () => {
 
       it("registers objects that pass the Kubernetes schema", async () => {
         for (const kind of ["Deployment", "Service", "ConfigMap", "HorizontalPodAutoscaler", "PodDisruptionBudget"]) {
-          for (const obj of objectsOfKind(ev, kind)) await validateK8s(obj);
+          for (const obj of objectsOfKind(ev, kind)) await validateObject(obj);
         }
       });
     });
@@ -189,7 +190,7 @@ describe("workers (Celery pools, beat, Flower)", () => {
   });
 
   it("wires the connections Secret and telemetry env into worker containers when the integrator passes them", () => {
-    const cfg = stackConfig("prod");
+    const cfg = configOf("prod");
     const c = celeryContainer(
       cfg,
       {

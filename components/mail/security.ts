@@ -7,12 +7,6 @@ import { execProbe, startupProbe } from "../lib/pod";
 type SecurityContext = k8s.types.input.core.v1.SecurityContext;
 type Probe = k8s.types.input.core.v1.Probe;
 
-/** Capabilities Pod Security "baseline" allows to be added (Kubernetes PSS, v1.23+). */
-export const BASELINE_ALLOWED_CAPABILITIES = [
-  "AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
-  "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT",
-] as const;
-
 /** Why each capability is kept, per container; the keys are what the pods get. */
 export const CAPABILITIES: Record<"postfix" | "opendkim" | "dovecot", Record<string, string>> = {
   postfix: {
