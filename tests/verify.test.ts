@@ -267,6 +267,11 @@ describe("verify: dev converges with public demo images", () => {
     }
   });
 
+  it("does not wait for an ingress controller in dev (a fresh kind cluster has none); staging/prod do", async () => {
+    for (const ing of objectsOfKind(ev, "Ingress")) expect(ing.metadata.annotations["pulumi.com/skipAwait"], ing.metadata.name).to.equal("true");
+    for (const ing of objectsOfKind(ok(await evaluateStack("staging")), "Ingress")) expect(ing.metadata.annotations, ing.metadata.name).not.to.have.property("pulumi.com/skipAwait");
+  });
+
   it("the demo API serves exactly what its probes and ports ask (run with python3)", async function () {
     const d = findObject(ev, "Deployment", "api");
     const c = d.spec.template.spec.containers[0];
