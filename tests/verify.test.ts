@@ -12,6 +12,7 @@ import { PYTHON_IMAGE } from "../config/verify";
 import { celeryModule, demoCelery } from "../components/lib/demo";
 import { KUBECTL_MISSING, rolloutScript, rolloutTargets, rolloutTrigger } from "../components/rollout";
 import { SMOKE, smokeChecks, smokeJobName } from "../components/smoke";
+import { SMOKE_PATH, SMOKE_SCRIPTS } from "../components/smoke-scripts";
 import { pingCommand } from "../components/workers";
 import { podSecurityViolations } from "./checks";
 import { configOf } from "./config-of";
@@ -372,3 +373,74 @@ async function get(port: number, p: string): Promise<number> {
     }
   }
 }
+
+describe("verify: the smoke scripts print one line per check (run locally against stand-ins)", () => {
+  const sh = (dir: string, file: string, env: Record<string, string>) =>
+    spawnSync("/bin/sh", [path.join(dir, file)], { env: { PATH: `${dir}/bin:/usr/bin:/bin`, SMOKE_RETRY_SECONDS: "0", ...env }, encoding: "utf8" });
+  let dir: string;
+  before(function () {
+    if (spawnSync("python3", ["--version"]).status !== 0) this.skip();
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "smoke-"));
+    fs.mkdirSync(path.join(dir, "bin"));
+    // The scripts as mounted, with /opt/smoke pointing here.
+    for (const [name, text] of Object.entries(SMOKE_SCRIPTS)) fs.writeFileSync(path.join(dir, name), text.split(SMOKE_PATH).join(dir));
+  });
+  const fake = (name: string, body: string) => fs.writeFileSync(path.join(dir, "bin", name), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+
+  it("store checks: ok on success, FAIL <check>: <reason> on failure", () => {
+    fake("redis-cli", 'echo "$FAKE_REPLY"');
+    expect(sh(dir, "redis.sh", { CHECK: "redis", REDIS_HOST: "h", REDIS_PORT: "1", FAKE_REPLY: "PONG" }).stdout).to.equal("ok redis\n");
+    const bad = sh(dir, "redis.sh", { CHECK: "redis", REDIS_HOST: "h", REDIS_PORT: "1", FAKE_REPLY: "NOAUTH Authentication required." });
+    expect([bad.status, bad.stdout]).to.deep.equal([1, "FAIL redis: NOAUTH Authentication required.\n"]);
+    fake("pg_isready", "exit 0");
+    fake("psql", 'echo "$FAKE_USER"');
+    expect(sh(dir, "postgres.sh", { CHECK: "postgres", PGUSER: "app", FAKE_USER: "app" }).stdout).to.equal("ok postgres\n");
+    expect(sh(dir, "postgres.sh", { CHECK: "postgres", PGUSER: "app", FAKE_USER: "postgres" }).stdout).to.match(/^FAIL postgres: query answered 'postgres', not the application role\n$/);
+    fake("mongosh", 'echo "$FAKE_OUT"');
+    expect(sh(dir, "mongo.sh", { CHECK: "mongo", MONGO_HOST: "h", MONGO_PORT: "1", MONGO_DB: "app", FAKE_OUT: "ping ok" }).stdout).to.equal("ok mongo\n");
+  });
+
+  it("network checks (python): HTTP, OTLP, SMTP banner + EHLO with STARTTLS, IMAP greeting", async () => {
+    const server = http.createServer((req, res) => {
+      res.statusCode = req.url === "/ready" || (req.method === "POST" && req.url === "/v1/traces") ? 200 : 503;
+      res.end("{}");
+    });
+    const smtp = net.createServer((s) => {
+      s.write("220 mail.test ESMTP\r\n");
+      s.on("data", (d) => {
+        const line = d.toString();
+        if (/^EHLO/i.test(line)) s.write("250-mail.test\r\n250-PIPELINING\r\n250 STARTTLS\r\n");
+        else if (/^QUIT/i.test(line)) s.end("221 bye\r\n");
+      });
+    });
+    const imap = net.createServer((s) => {
+      s.write("* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] ready\r\n");
+      s.on("data", (d) => {
+        const tag = d.toString().split(" ")[0];
+        s.write(`* CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED\r\n${tag} OK done\r\n`);
+      });
+    });
+    const listen = (srv: net.Server) => new Promise<number>((r) => srv.listen(0, "127.0.0.1", () => r((srv.address() as net.AddressInfo).port)));
+    const [hp, sp, ip] = [await listen(server), await listen(smtp), await listen(imap)];
+    const run = (...args: string[]) =>
+      new Promise<{ code: number | null; out: string }>((resolve) => {
+        const p = spawn("python3", [path.join(dir, "smoke.py"), ...args], { env: { ...process.env, SMOKE_RETRY_SECONDS: "0", PYTHONDONTWRITEBYTECODE: "1" } });
+        let out = "";
+        p.stdout.on("data", (d) => (out += d));
+        p.on("close", (code) => resolve({ code, out }));
+      });
+    try {
+      expect(await run("api-ready", "http", `http://127.0.0.1:${hp}/ready`)).to.deep.equal({ code: 0, out: "ok api-ready\n" });
+      const down = await run("api-ready", "http", `http://127.0.0.1:${hp}/health`);
+      expect(down.code).to.equal(1);
+      expect(down.out).to.match(/^FAIL api-ready: HTTPError: HTTP Error 503/);
+      expect(await run("otlp", "otlp", `http://127.0.0.1:${hp}/v1/traces`)).to.deep.equal({ code: 0, out: "ok otlp\n" });
+      expect(await run("smtp", "smtp", `127.0.0.1:${sp}`)).to.deep.equal({ code: 0, out: "ok smtp\n" });
+      expect(await run("imap", "imap", `127.0.0.1:${ip}`)).to.deep.equal({ code: 0, out: "ok imap\n" });
+      const refused = await run("imap", "imap", `127.0.0.1:${await freePort()}`);
+      expect([refused.code, refused.out.split(":")[0]]).to.deep.equal([1, "FAIL imap"]);
+    } finally {
+      for (const s of [server, smtp, imap]) s.close();
+    }
+  });
+});
