@@ -111,7 +111,7 @@ describe("verify: smoke test Job", () => {
     });
   }
 
-  it("declares smoke -> each checked Service port, and the NetworkPolicies gain exactly those edges", async () => {
+  it("declares smoke -> each checked Service port, and the NetworkPolicies gain exactly those edges (config turns it off)", async () => {
     const cfg = configOf("dev");
     const ev = ok(await evaluateStack("dev"));
     const graph = ev.outputs.dependencyGraph as GraphData;
@@ -119,8 +119,11 @@ describe("verify: smoke test Job", () => {
     expect(declared).to.deep.equal(smokeChecks(cfg).map((c) => `${c.target}:${c.port}`));
     expect(graph.edges.filter((e) => e.to === SMOKE)).to.deep.equal([]);
 
-    const off = ok(await evaluate({ stack: "dev", set: { "verify.smoke.enabled": false } }));
+    // Both off (one evaluation): no Job, no command, no smoke ServiceAccount.
+    const off = ok(await evaluate({ stack: "dev", set: { "verify.smoke.enabled": false, "verify.rollout.enabled": false } }));
     expect(objectsOfKind(off, "Job")).to.deep.equal([]);
+    expect(off.resources.filter((r) => r.type === "command:local:Command")).to.deep.equal([]);
+    expect(objectsOfKind(off, "ServiceAccount").map((s) => s.metadata.name)).not.to.include(SMOKE);
     const [withSmoke, without] = [allowedTriples(ev), allowedTriples(off)];
     const ns = cfg.platform.namespace;
     const mailNs = cfg.platform.mailNamespace;
@@ -227,13 +230,6 @@ describe("verify: rollout report (@pulumi/command)", () => {
     // `create` runs on `pulumi up` only; in preview the provider only diffs the inputs.
     expect(rec.inputs).not.to.have.any.keys("update", "delete");
     expect(jobOf(ev).metadata.name).to.equal(smokeJobName(configOf("prod")));
-  });
-
-  it("can be turned off, and so can the smoke test", async () => {
-    const ev = ok(await evaluate({ stack: "staging", set: { "verify.rollout.enabled": false, "verify.smoke.enabled": false } }));
-    expect(ev.resources.filter((r) => r.type === "command:local:Command")).to.deep.equal([]);
-    expect(objectsOfKind(ev, "Job")).to.deep.equal([]);
-    expect(objectsOfKind(ev, "ServiceAccount").map((s) => s.metadata.name)).not.to.include(SMOKE);
   });
 });
 
