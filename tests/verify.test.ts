@@ -176,6 +176,8 @@ describe("verify: rollout report (@pulumi/command)", () => {
       const script: string = rec.inputs.create;
       const workloads = [...objectsOfKind(ev, "Deployment"), ...objectsOfKind(ev, "StatefulSet")].map((o) => `${o.metadata.namespace}/${o.kind.toLowerCase()}/${o.metadata.name}`);
       expect(rolloutTargets(cfg).map((t) => `${t.namespace}/${t.kind}/${t.name}`).sort()).to.deep.equal(workloads.sort());
+      // `kubectl rollout status` refuses StatefulSets with OnDelete updates.
+      for (const s of objectsOfKind(ev, "StatefulSet")) expect(s.spec.updateStrategy?.type ?? "RollingUpdate", s.metadata.name).to.equal("RollingUpdate");
       const kube = cfg.cluster.context ? `kubectl --context '${cfg.cluster.context}'` : "kubectl";
       for (const t of rolloutTargets(cfg)) {
         expect(script).to.contain(`${kube} --namespace '${t.namespace}' rollout status ${t.kind}/${t.name} --timeout=${cfg.verify.rollout.timeoutSeconds}s`);
