@@ -14,8 +14,10 @@ import { MailTier } from "./mail";
 import { Monitoring, declareMonitoringEdges } from "./monitoring";
 import { NetworkPolicies } from "./network";
 import { Platform } from "./platform";
+import { RolloutReport } from "./rollout";
 import { GeneratedSecrets } from "./secrets";
 import { HttpServices } from "./services";
+import { SmokeTest, declareSmokeEdges } from "./smoke";
 import { Workers } from "./workers";
 
 export interface BuiltPlatform {
@@ -45,9 +47,9 @@ export function buildPlatform({ config: cfg, secret }: LoadedConfig): BuiltPlatf
   const mail = cfg.mail.enabled
     ? new MailTier("mail", { config: cfg, namespace: platform.namespaces.mail, appNamespace: platform.namespaces.app, serviceAccount: (n) => platform.serviceAccount(n), graph, secret }, opts)
     : undefined;
-  if (cfg.jaeger.enabled) {
-    new Jaeger("jaeger", { config: cfg, namespace: platform.namespaces.app, serviceAccountName: platform.serviceAccount("jaeger"), graph, secret }, opts);
-  }
+  const jaeger = cfg.jaeger.enabled
+    ? new Jaeger("jaeger", { config: cfg, namespace: platform.namespaces.app, serviceAccountName: platform.serviceAccount("jaeger"), graph, secret }, opts)
+    : undefined;
 
   // From mail's submission Secret the apps take the credentials; host and port are plain config.
   const mailSubmission = mail?.submission && { ...mail.submission, keys: mail.submission.keys.filter((k) => !["SMTP_HOST", "SMTP_PORT"].includes(k)) };
@@ -59,9 +61,19 @@ export function buildPlatform({ config: cfg, secret }: LoadedConfig): BuiltPlatf
   const routes = edgeRoutes(cfg, services.routes, workers?.routes ?? []);
   const edge = cfg.edge.enabled ? new Edge("edge", { config: cfg, namespace: platform.namespaces.app, ...routes, graph }, opts) : undefined;
   declareMonitoringEdges(cfg, graph, pods);
-  if (cfg.monitoring.enabled) new Monitoring("monitoring", { config: cfg, namespaces: platform.namespaces, inventory: pods }, opts);
+  const monitoring = cfg.monitoring.enabled ? new Monitoring("monitoring", { config: cfg, namespaces: platform.namespaces, inventory: pods }, opts) : undefined;
+  declareSmokeEdges(cfg, graph);
 
-  new NetworkPolicies("network", { config: cfg, graph }, opts);
+  const network = new NetworkPolicies("network", { config: cfg, graph }, opts);
+
+  // Verification after every tier: the smoke test Job (fails `pulumi up` when the platform does
+  // not work), then the rollout report on the operator's machine (docs/verify.md).
+  const tiers = [data, mail, jaeger, services, workers, edge, monitoring, network].filter((t): t is NonNullable<typeof t> => t !== undefined);
+  const smoke = cfg.verify.smoke.enabled
+    ? new SmokeTest("smoke", { config: cfg, namespace: platform.namespaces.app, serviceAccountName: platform.serviceAccount("smoke"), secrets }, { ...opts, dependsOn: tiers })
+    : undefined;
+  const mailReport = mail && { hostname: mail.model.hostname, dnsZone: mail.dnsZone };
+  if (cfg.verify.rollout.enabled) new RolloutReport("rollout", { config: cfg, urls: edge?.urls ?? {}, mail: mailReport }, { dependsOn: smoke ? [...tiers, smoke] : tiers });
 
   return {
     outputs: {
@@ -78,6 +90,7 @@ export function buildPlatform({ config: cfg, secret }: LoadedConfig): BuiltPlatf
       dependencyGraph: { workloads: graph.workloads, edges: graph.edges },
       secretNames: { app: secrets.app.name, postgres: secrets.postgres?.name, redis: secrets.redis?.name, mongo: secrets.mongo?.name },
       ...(mail ? mail.outputs() : {}),
+      smokeTest: smoke ? { job: smoke.job.metadata.name, checks: smoke.checks } : undefined,
     },
   };
 }

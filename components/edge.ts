@@ -45,6 +45,15 @@ export function tlsSecretName(cfg: PlatformConfig): string {
   return `${cfg.platform.name}-tls`;
 }
 
+/**
+ * Pulumi waits for an Ingress to get an address from its controller. A fresh kind/minikube cluster
+ * has no ingress controller, so in dev the Ingress is applied without that wait (it starts routing
+ * once a controller is installed); staging and prod keep the wait, which proves the edge is live.
+ */
+export function devNoAwait(cfg: PlatformConfig): Record<string, string> {
+  return cfg.environment === "dev" ? { "pulumi.com/skipAwait": "true" } : {};
+}
+
 /** Response headers set on every public response (via the custom-headers ConfigMap). */
 export function securityHeaders(cfg: PlatformConfig): Record<string, string> {
   const h: Record<string, string> = {
@@ -150,7 +159,7 @@ export class Edge extends pulumi.ComponentResource {
             name: `${cfg.platform.name}-${n}`,
             namespace: ns,
             labels: common,
-            annotations: pulumi.output(extra).apply((x) => ({ ...commonAnnotations(cfg), ...x })),
+            annotations: pulumi.output(extra).apply((x) => ({ ...commonAnnotations(cfg), ...devNoAwait(cfg), ...x })),
           },
           spec: {
             ingressClassName: e.className,

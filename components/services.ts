@@ -14,6 +14,7 @@ import type { DependencyGraph } from "./lib/graph";
 import { labels } from "./lib/labels";
 import { STATIC_HEALTH_PATH, staticSiteConf } from "./lib/nginx";
 import { checksum, httpProbe, restrictedContainer, startupProbe } from "./lib/pod";
+import { demoServer, withDemo } from "./lib/demo";
 import type { Workload } from "./lib/workload";
 import { createWorkload } from "./lib/workload";
 import type { Platform } from "./platform";
@@ -91,6 +92,13 @@ export class HttpService extends pulumi.ComponentResource {
     const built = svc.kind === "static" ? staticPod(name, svc) : httpPod(cfg, name, svc, envSources(args));
     this.httpPort = built.httpPort;
     this.configMap = new k8s.core.v1.ConfigMap(built.configMapName, { metadata: meta(built.configMapName), data: built.configData }, { parent: this });
+    // Demo mode (dev): the image runs the demo server from a ConfigMap instead of its own command.
+    const demo = svc.kind === "http" && svc.demo ? demoServer(name, svc) : undefined;
+    if (demo) {
+      new k8s.core.v1.ConfigMap(demo.configMapName, { metadata: meta(demo.configMapName), data: demo.data }, { parent: this });
+      built.container = withDemo(built.container, demo.env, demo.command);
+      built.volumes = [...built.volumes, demo.volume];
+    }
 
     this.workload = createWorkload(
       cfg,
@@ -105,7 +113,7 @@ export class HttpService extends pulumi.ComponentResource {
         terminationGracePeriodSeconds: svc.terminationGracePeriodSeconds,
         uid: built.uid,
         // A ConfigMap change or a credential rotation rolls the pods (env is read at start).
-        annotations: { "checksum/config": checksum(built.configData), "checksum/secrets": secretsChecksum(cfg) },
+        annotations: { "checksum/config": checksum(built.configData), "checksum/secrets": secretsChecksum(cfg), ...(demo ? { "checksum/demo": checksum(demo.data) } : {}) },
         scaling: { kind: "rolling", replicas: svc.replicas, hpa: svc.hpa },
       },
       this,
@@ -114,6 +122,9 @@ export class HttpService extends pulumi.ComponentResource {
 
     const ports: k8s.types.input.core.v1.ServicePort[] = [{ name: "http", port: built.httpPort, targetPort: "http", protocol: "TCP" }];
     if (built.metricsPort !== undefined) ports.push({ name: "metrics", port: built.metricsPort, targetPort: "metrics", protocol: "TCP" });
+    // The health port too: the smoke test (components/smoke.ts) asks /ready through the Service,
+    // as the probes do. Only edges the graph declares reach it (the edge routes http alone).
+    if (built.healthPort !== undefined) ports.push({ name: "health", port: built.healthPort, targetPort: "health", protocol: "TCP" });
     this.service = new k8s.core.v1.Service(name, { metadata: meta(name), spec: { type: "ClusterIP", selector, ports } }, { parent: this });
 
     const ex = svc.expose;
@@ -151,6 +162,7 @@ export interface BuiltPod {
   configData: Record<string, string>;
   httpPort: number;
   metricsPort?: number;
+  healthPort?: number;
   uid?: number;
 }
 
@@ -176,6 +188,7 @@ export function httpPod(cfg: PlatformConfig, name: string, svc: HttpServiceConfi
     configData,
     httpPort: svc.ports.http,
     metricsPort: svc.ports.metrics ?? undefined,
+    healthPort: svc.ports.health ?? undefined,
     volumes: [],
     container: {
       name,

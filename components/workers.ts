@@ -10,6 +10,7 @@ import type { AppEnvSources } from "./lib/appwiring";
 import { connectDependencies, dependencyConfig, secretEnvFor, sortedData } from "./lib/appwiring";
 import { labels } from "./lib/labels";
 import { checksum, execProbe, httpProbe, restrictedContainer, secretEnv, startupProbe } from "./lib/pod";
+import { DEMO_ENV, demoCelery, withDemo } from "./lib/demo";
 import { PORTS } from "./lib/ports";
 import type { Workload } from "./lib/workload";
 import { createWorkload } from "./lib/workload";
@@ -83,9 +84,23 @@ export class Workers extends pulumi.ComponentResource {
       { metadata: { name: "worker-config", namespace, labels: labels(cfg, { name: "worker", component: "worker", image: w.image }) }, data: configData },
       { parent: this },
     );
-    const annotations = { "checksum/config": checksum(configData), "checksum/secrets": secretsChecksum(cfg) };
+    // Demo mode (dev): a demo Celery app named like workers.celeryApp, mounted into the pools and beat.
+    const firstQueue = Object.values(w.pools)[0]?.queues[0] ?? "celery";
+    const demo = w.demo ? demoCelery(w.celeryApp, firstQueue) : undefined;
+    if (demo) {
+      new k8s.core.v1.ConfigMap(
+        demo.configMapName,
+        { metadata: { name: demo.configMapName, namespace, labels: labels(cfg, { name: "worker", component: "worker", image: w.image }) }, data: demo.data },
+        { parent: this },
+      );
+    }
+    const annotations = { "checksum/config": checksum(configData), "checksum/secrets": secretsChecksum(cfg), ...(demo ? { "checksum/demo": checksum(demo.data) } : {}) };
+    const demoVolumes = demo ? [demo.volume] : [];
     const sources = envSources(args);
-    const appContainer = (workload: string, rest: AppContainerParts) => celeryContainer(cfg, sources, deps, workload, rest);
+    const appContainer = (workload: string, rest: AppContainerParts) => {
+      const c = celeryContainer(cfg, sources, deps, workload, rest);
+      return demo ? withDemo(c, DEMO_ENV) : c;
+    };
 
     for (const [pool, p] of Object.entries(w.pools)) {
       const workload = `worker-${pool}`;
@@ -107,6 +122,7 @@ export class Workers extends pulumi.ComponentResource {
               livenessProbe: liveness,
             }),
           ],
+          volumes: demoVolumes,
           // SIGTERM starts Celery's warm shutdown: running tasks finish within the grace period.
           terminationGracePeriodSeconds: w.terminationGracePeriodSeconds,
           annotations,
@@ -133,6 +149,7 @@ export class Workers extends pulumi.ComponentResource {
               resources: w.beat.resources,
             }),
           ],
+          volumes: demoVolumes,
           terminationGracePeriodSeconds: Math.min(60, w.terminationGracePeriodSeconds),
           annotations,
           scaling: { kind: "singleton" },

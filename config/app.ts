@@ -4,7 +4,8 @@
 // table; a new entry only names what differs from its kind's template (see withAppTemplates).
 import { z } from "zod";
 import type { Environment } from "./common";
-import { hpa, image, perEnv, port, res, resources } from "./common";
+import { appImage, hpa, image, perEnv, port, res, resources } from "./common";
+import { PYTHON_IMAGE } from "./verify";
 
 /** Tiers an app workload can talk to; each becomes graph edges and env wiring. */
 export const DEPENDENCIES = ["postgres", "redis", "mongo", "jaeger", "mail"] as const;
@@ -35,7 +36,7 @@ const expose = z.strictObject({
 
 const common = {
   enabled: z.boolean(),
-  image: image,
+  image: appImage,
   /** Replicas at creation; the HPA owns the count afterwards. */
   replicas: z.number().int().min(1),
   hpa: hpa,
@@ -51,6 +52,11 @@ const common = {
 export const httpServiceSchema = z.strictObject({
   kind: z.literal("http"),
   ...common,
+  /**
+   * Run the built-in demo server (components/lib/demo.ts) on `image` instead of the image's own
+   * command: it answers the probes and serves the ports below. On for dev's `api` only.
+   */
+  demo: z.boolean(),
   /** metrics/health: null (or omitted) when the app has no such port; probes then use http. */
   ports: z.strictObject({ http: port, metrics: port.nullable().optional(), health: port.nullable().optional() }),
   /** Liveness and readiness hit the health port when there is one, else http. */
@@ -116,7 +122,9 @@ export type WorkerPoolConfig = z.infer<typeof workerPool>;
 export const workersSchema = z
   .strictObject({
     enabled: z.boolean(),
-    image: image,
+    image: appImage,
+    /** Run a built-in demo Celery app (components/lib/demo.ts) named `celeryApp` on `image`; dev only by default. */
+    demo: z.boolean(),
     /** The Celery application (`celery -A <app>`), e.g. app.celery. */
     celeryApp: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*(:[A-Za-z_][A-Za-z0-9_]*)?$/, "must be a Python module path such as app.celery"),
     pools: z.record(shortName, workerPool),
@@ -168,6 +176,7 @@ export function httpServiceTemplate(env: Environment): Omit<z.input<typeof httpS
   return {
     kind: "http",
     enabled: true,
+    demo: false,
     replicas: perEnv(env, { dev: 1, staging: 2, prod: 3 }),
     // Prod: seed 000 scales 2-10, but prod runs at least 3 stateless replicas (design card).
     hpa: {
@@ -217,13 +226,17 @@ export function staticServiceTemplate(env: Environment): z.input<typeof staticSe
   };
 }
 
+/** A default without an image: outside dev the user's own image is required (appImage). */
+export type WithoutImage<T> = Omit<T, "image"> & { image?: string };
+
 /** Dev: 1 replica, minimal resources. Staging: 2. Prod: seed 000 (3+ running, HPA up to 10). */
-export function servicesDefaults(env: Environment): Record<string, z.input<typeof serviceSchema>> {
+export function servicesDefaults(env: Environment): Record<string, WithoutImage<z.input<typeof httpServiceSchema>>> {
   const t = httpServiceTemplate(env);
   return {
     api: {
       ...t,
-      image: "ghcr.io/example/email-api:1.0.0",
+      // Dev converges with public images only: the demo server on the official Python image.
+      ...(env === "dev" ? { image: PYTHON_IMAGE, demo: true } : {}),
       path: "/api",
       // Seed 000 also published the API on a plain-HTTP LoadBalancer (email-service-lb). Secure by
       // default: staging/prod are reached through the edge's TLS Ingress only, and `expose.type:
@@ -262,10 +275,14 @@ export function workerPoolTemplate(env: Environment): Omit<z.input<typeof worker
   };
 }
 
-export function workersDefaults(env: Environment): z.input<typeof workersSchema> {
+/** Public, pinned, and ships Celery and the Redis client (mher/flower's Dockerfile: `pip install redis flower`). */
+export const DEMO_CELERY_IMAGE = "mher/flower:2.0.1";
+
+export function workersDefaults(env: Environment): WithoutImage<z.input<typeof workersSchema>> {
   return {
     enabled: true,
-    image: "ghcr.io/example/email-worker:1.0.0",
+    ...(env === "dev" ? { image: DEMO_CELERY_IMAGE } : {}),
+    demo: env === "dev",
     celeryApp: "app.celery",
     pools: { default: { ...workerPoolTemplate(env), queues: ["default"] } },
     terminationGracePeriodSeconds: 300,
@@ -281,7 +298,7 @@ export function workersDefaults(env: Environment): z.input<typeof workersSchema>
     },
     flower: {
       enabled: env !== "prod",
-      image: "mher/flower:2.0.1",
+      image: DEMO_CELERY_IMAGE,
       resources: res("50m", "128Mi", "250m", "256Mi"),
     },
   };

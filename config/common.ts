@@ -49,6 +49,14 @@ export const image = z
   )
   .refine((s) => /:[\w][\w.-]*$/.test(s.split("/").pop() ?? "") || s.includes("@sha256:"), "must pin a tag or digest");
 
+/**
+ * The image of the user's own application (API, workers). Only dev has a default (a public demo,
+ * see components/lib/demo.ts); staging and prod must name the real image, so a missing key is an error.
+ */
+export const appImage = z
+  .string({ error: (iss) => (iss.input === undefined ? "is required: your application's image (only the dev stack defaults to a public demo image)" : undefined) })
+  .pipe(image);
+
 export const port = z.number().int().min(1).max(65535);
 export const dnsLabel = z
   .string()

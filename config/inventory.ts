@@ -92,6 +92,11 @@ export function inventory(cfg: PlatformConfig): PodGroup[] {
       groups.push({ name: "jaeger-index-cleaner", namespace: "app", serviceAccount: "jaeger", maxPods: 1, surge: 0, containers: [cfg.jaeger.indexCleaner.resources], volumes: 0 });
     }
   }
+  if (cfg.verify.smoke.enabled) {
+    // The smoke test Job (components/smoke.ts): one pod at a time, its checks run as init containers
+    // of the same size, so one entry is the pod's effective request.
+    groups.push({ name: "smoke", namespace: "app", serviceAccount: "smoke", maxPods: 1, surge: 0, containers: [cfg.verify.smoke.resources], volumes: 0 });
+  }
   return groups;
 }
 

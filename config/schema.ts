@@ -9,6 +9,7 @@ import { dataCrossTierIssues, mongoDefaults, mongoSchema, postgresDefaults, post
 import { mailDefaults, mailSchema } from "./mail";
 import { edgeDefaults, edgeSchema, jaegerDefaults, jaegerSchema, monitoringDefaults, monitoringSchema } from "./observability";
 import { clusterDefaults, clusterSchema, platformDefaults, platformSchema, secretsDefaults, secretsSchema } from "./platform";
+import { verifyDefaults, verifySchema } from "./verify";
 
 /** Secret config keys (`pulumi config set --secret <key>`) a user may bring; never generated. */
 export const externalSecretKey = z.string().regex(/^[a-z][A-Za-z0-9]*$/, "must be a camelCase config key");
@@ -34,6 +35,7 @@ export const rootSchema = z
     jaeger: jaegerSchema,
     edge: edgeSchema,
     monitoring: monitoringSchema,
+    verify: verifySchema,
   })
   .superRefine((cfg, ctx) => {
     // A tier that needs a store cannot run while the store is off (config/data.ts).
@@ -109,8 +111,9 @@ export function defaultsFor(env: Environment): RawConfig {
     cluster: clusterDefaults(),
     platform: platformDefaults(env),
     secrets: { ...secretsDefaults(), external: {} },
-    services: servicesDefaults(env),
-    workers: workersDefaults(env),
+    // Outside dev the app images have no default: the schema then asks for them (appImage).
+    services: servicesDefaults(env) as RawConfig["services"],
+    workers: workersDefaults(env) as RawConfig["workers"],
     postgres: postgresDefaults(env),
     redis: redisDefaults(env),
     mongo: mongoDefaults(env),
@@ -118,5 +121,6 @@ export function defaultsFor(env: Environment): RawConfig {
     jaeger: jaegerDefaults(env),
     edge: edgeDefaults(env),
     monitoring: monitoringDefaults(env),
+    verify: verifyDefaults(env),
   };
 }

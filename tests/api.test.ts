@@ -154,6 +154,8 @@ describe("api (HTTP services)", () => {
         expect(svc.spec.ports.map((p: K8sObject) => [p.name, p.port])).to.deep.equal([
           ["http", 5000],
           ["metrics", 9090],
+          // The smoke test asks /ready where the probes do, through the Service (components/smoke.ts).
+          ["health", 8080],
         ]);
         for (const p of svc.spec.ports) expect(containerPorts.has(p.targetPort), p.targetPort).to.equal(true);
         expect(svc.spec.selector).to.deep.equal(selectorLabels(cfg, { name: "api", component: "api" }));
@@ -180,7 +182,8 @@ describe("api (HTTP services)", () => {
         expect(container(d).resources).to.deep.equal(a.resources);
         const labels = d.spec.template.metadata.labels;
         for (const k of ["name", "instance", "component", "part-of", "managed-by", "version"]) expect(labels, k).to.have.property(`app.kubernetes.io/${k}`);
-        expect(labels["app.kubernetes.io/version"]).to.equal("1.0.0");
+        // Dev runs the demo on the official Python image; staging/prod name the user's image.
+        expect(labels["app.kubernetes.io/version"]).to.equal(stack === "dev" ? "3.12.7-alpine3.20" : "1.0.0");
       });
 
       it("declares its dependencies as graph edges (NetworkPolicy egress) and a route for the edge", async () => {

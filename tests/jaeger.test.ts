@@ -169,7 +169,7 @@ describe("telemetry: OTEL env for instrumented workloads", () => {
       // Seed-derived defaults: everything in dev, half in staging, a tenth in prod.
       expect(Number(env.OTEL_TRACES_SAMPLER_ARG)).to.equal({ dev: 1, staging: 0.5, prod: 0.1 }[stack]);
       expect(Number(env.OTEL_TRACES_SAMPLER_ARG)).to.equal(cfg.jaeger.samplingRatio);
-      expect(env.OTEL_RESOURCE_ATTRIBUTES).to.equal(`deployment.environment=${stack},service.namespace=email-platform,service.version=1.0.0`);
+      expect(env.OTEL_RESOURCE_ATTRIBUTES).to.equal(`deployment.environment=${stack},service.namespace=email-platform,service.version=${stack === "dev" ? "3.12.7-alpine3.20" : "1.0.0"}`);
     });
   }
 

@@ -1,0 +1,204 @@
+// The in-cluster smoke test (issue 7): a Job created after every enabled tier that checks, from a
+// pod in the app namespace and over the same Services and NetworkPolicies the apps use, that the
+// platform works: each HTTP service's /ready, Postgres, Redis, MongoDB, Postfix, Dovecot and
+// Jaeger's OTLP receiver. One init container per check, so the first failure stops the pod; with
+// backoffLimit 0 the Job fails, and Pulumi (which waits for Jobs) fails `pulumi up` with it.
+import * as crypto from "crypto";
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import type { PlatformConfig } from "../config/schema";
+import type { DependencyGraph } from "./lib/graph";
+import { labels } from "./lib/labels";
+import { restrictedContainer, restrictedPod, scratchVolume, secretEnv } from "./lib/pod";
+import { PORTS, serviceHost } from "./lib/ports";
+import type { GeneratedSecrets } from "./secrets";
+import { SMOKE_PATH, SMOKE_SCRIPTS } from "./smoke-scripts";
+
+type EnvVar = k8s.types.input.core.v1.EnvVar;
+
+export const SMOKE = "smoke";
+const SCRIPTS_CONFIGMAP = "smoke-scripts";
+
+/** One check: an init container, and the graph edge (smoke -> target:port) it needs. */
+export interface SmokeCheck {
+  name: string;
+  /** The graph workload (= Service name) it talks to. */
+  target: string;
+  port: number;
+  image: string;
+  command: string[];
+  /** Literal env values (hosts, ports); credentials are added as secretKeyRefs by `secretEnv`. */
+  env: Record<string, string>;
+  /** Env var -> [credential group, Secret key]: filled from the generated Secrets. */
+  secretEnv?: Record<string, ["postgres" | "redis" | "mongo", string]>;
+}
+
+/** The checks of a config: one per enabled tier (and one per enabled HTTP service). Pure. */
+export function smokeChecks(cfg: PlatformConfig): SmokeCheck[] {
+  const ns = cfg.platform.namespace;
+  const mailNs = cfg.platform.mailNamespace;
+  const py = (check: string, kind: string, target: string) => ["python3", `${SMOKE_PATH}/smoke.py`, check, kind, target];
+  const sh = (script: string) => ["sh", `${SMOKE_PATH}/${script}`];
+  const image = cfg.verify.smoke.image;
+  const checks: SmokeCheck[] = [];
+  for (const [name, svc] of Object.entries(cfg.services)) {
+    if (!svc.enabled || svc.kind !== "http") continue;
+    // Where the readiness probe asks (the health port when there is one), through the Service.
+    const port = svc.ports.health ?? svc.ports.http;
+    const check = `${name}-ready`;
+    checks.push({ name: check, target: name, port, image, command: py(check, "http", `http://${serviceHost(name, ns)}:${port}${svc.probes.readiness.path}`), env: {} });
+  }
+  if (cfg.postgres.enabled) {
+    checks.push({
+      name: "postgres",
+      target: "postgres",
+      port: PORTS.postgres.sql,
+      image: cfg.postgres.image,
+      command: sh("postgres.sh"),
+      env: { PGHOST: serviceHost("postgres", ns), PGPORT: String(PORTS.postgres.sql), PGCONNECT_TIMEOUT: "5" },
+      secretEnv: { PGDATABASE: ["postgres", "POSTGRES_DB"], PGUSER: ["postgres", "APP_DB_USER"], PGPASSWORD: ["postgres", "APP_DB_PASSWORD"] },
+    });
+  }
+  if (cfg.redis.enabled) {
+    checks.push({
+      name: "redis",
+      target: "redis",
+      port: PORTS.redis.redis,
+      image: cfg.redis.image,
+      command: sh("redis.sh"),
+      env: { REDIS_HOST: serviceHost("redis", ns), REDIS_PORT: String(PORTS.redis.redis) },
+      secretEnv: { REDISCLI_AUTH: ["redis", "REDIS_PASSWORD"] },
+    });
+  }
+  if (cfg.mongo.enabled) {
+    checks.push({
+      name: "mongo",
+      target: "mongo",
+      port: PORTS.mongo.mongo,
+      image: cfg.mongo.image,
+      command: sh("mongo.sh"),
+      env: { MONGO_HOST: serviceHost("mongo", ns), MONGO_PORT: String(PORTS.mongo.mongo) },
+      secretEnv: { MONGO_DB: ["mongo", "MONGO_INITDB_DATABASE"], MONGO_USER: ["mongo", "MONGO_APP_USERNAME"], MONGO_PASSWORD: ["mongo", "MONGO_APP_PASSWORD"] },
+    });
+  }
+  if (cfg.mail.enabled) {
+    // The ports the apps use: submission (STARTTLS) and IMAP.
+    const smtp = PORTS.postfix.submission;
+    const imap = PORTS.dovecot.imap;
+    checks.push({ name: "smtp", target: "postfix", port: smtp, image, command: py("smtp", "smtp", `${serviceHost("postfix", mailNs)}:${smtp}`), env: {} });
+    checks.push({ name: "imap", target: "dovecot", port: imap, image, command: py("imap", "imap", `${serviceHost("dovecot", mailNs)}:${imap}`), env: {} });
+  }
+  if (cfg.jaeger.enabled) {
+    const otlp = PORTS.jaeger.otlpHttp;
+    checks.push({ name: "otlp", target: "jaeger", port: otlp, image, command: py("otlp", "otlp", `http://${serviceHost("jaeger", ns)}:${otlp}/v1/traces`), env: {} });
+  }
+  return checks;
+}
+
+/** The smoke pod's edges: smoke -> each checked Service port, nothing else. Call before NetworkPolicies. */
+export function declareSmokeEdges(cfg: PlatformConfig, graph: DependencyGraph): void {
+  if (!cfg.verify.smoke.enabled) return;
+  for (const c of smokeChecks(cfg)) graph.connect(SMOKE, c.target, [c.port], `smoke test: ${c.name}`);
+}
+
+/**
+ * `smoke-<hash8>`: Jobs are immutable and run once, so a new name (a new Job) is what reruns the
+ * test. The hash covers the checks, the scripts, and the configuration of every checked tier
+ * (images, settings, credential rotation); a change elsewhere (edge, monitoring, workers) keeps it.
+ */
+export function smokeJobName(cfg: PlatformConfig): string {
+  const checks = smokeChecks(cfg);
+  const services = Object.fromEntries(checks.filter((c) => cfg.services[c.target]).map((c) => [c.target, cfg.services[c.target]]));
+  const tiers = (["postgres", "redis", "mongo", "mail", "jaeger"] as const).filter((t) => cfg[t].enabled).map((t) => [t, cfg[t]]);
+  const input = { checks, scripts: SMOKE_SCRIPTS, services, tiers, secrets: cfg.secrets, smoke: cfg.verify.smoke, namespaces: [cfg.platform.namespace, cfg.platform.mailNamespace] };
+  return `${SMOKE}-${crypto.createHash("sha256").update(JSON.stringify(input)).digest("hex").slice(0, 8)}`;
+}
+
+export interface SmokeTestArgs {
+  config: PlatformConfig;
+  /** platform.namespaces.app */
+  namespace: pulumi.Input<string>;
+  serviceAccountName: pulumi.Input<string>;
+  secrets: GeneratedSecrets;
+}
+
+export class SmokeTest extends pulumi.ComponentResource {
+  readonly job: k8s.batch.v1.Job;
+  readonly checks: string[];
+
+  /** Pass every tier component in `opts.dependsOn`: the Job must start after all of them are ready. */
+  constructor(name: string, args: SmokeTestArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("platform:verify:SmokeTest", name, {}, opts);
+    const cfg = args.config;
+    const s = cfg.verify.smoke;
+    const id = { name: SMOKE, component: "smoke-test", image: s.image };
+    const meta = (n: string) => ({ name: n, namespace: args.namespace, labels: labels(cfg, id) });
+    const scripts = new k8s.core.v1.ConfigMap(SCRIPTS_CONFIGMAP, { metadata: meta(SCRIPTS_CONFIGMAP), data: SMOKE_SCRIPTS }, { parent: this });
+
+    const checks = smokeChecks(cfg);
+    this.checks = checks.map((c) => c.name);
+    const secretName = (group: "postgres" | "redis" | "mongo") => {
+      const ref = args.secrets[group];
+      if (!ref) throw new Error(`smoke test: ${group} is enabled but has no generated credentials`);
+      return ref.name;
+    };
+    const mounts = [
+      { name: "scripts", mountPath: SMOKE_PATH, readOnly: true },
+      // mongosh and psql look for a home directory; the root filesystem is read-only.
+      { name: "tmp", mountPath: "/tmp" },
+    ];
+    const container = (name: string, image: string, command: string[], env: EnvVar[]) => ({
+      name,
+      image,
+      imagePullPolicy: "IfNotPresent",
+      command,
+      env,
+      resources: s.resources,
+      securityContext: restrictedContainer(),
+      // `kubectl describe pod` shows the failing check's line as the termination message.
+      terminationMessagePolicy: "FallbackToLogsOnError",
+      volumeMounts: mounts,
+    });
+    const initContainers = checks.map((c) =>
+      container(`check-${c.name}`, c.image, c.command, [
+        { name: "CHECK", value: c.name },
+        { name: "SMOKE_RETRY_SECONDS", value: String(s.retrySeconds) },
+        { name: "HOME", value: "/tmp" },
+        { name: "PYTHONDONTWRITEBYTECODE", value: "1" },
+        ...Object.entries(c.env).map(([k, v]) => ({ name: k, value: v })),
+        ...Object.entries(c.secretEnv ?? {}).map(([k, [group, key]]) => secretEnv(k, secretName(group), key)),
+      ]),
+    );
+    const summary = `echo "ok smoke: ${checks.length} checks passed (${this.checks.join(", ")})"`;
+
+    this.job = new k8s.batch.v1.Job(
+      name,
+      {
+        metadata: {
+          ...meta(smokeJobName(cfg)),
+          // A failed run is replaced (rerun) by the next `pulumi up` instead of being waited on again.
+          annotations: { "pulumi.com/replaceUnready": "true" },
+        },
+        spec: {
+          backoffLimit: 0,
+          activeDeadlineSeconds: s.timeoutSeconds,
+          template: {
+            metadata: { labels: labels(cfg, id) },
+            spec: {
+              restartPolicy: "Never",
+              serviceAccountName: args.serviceAccountName,
+              automountServiceAccountToken: false,
+              securityContext: restrictedPod(),
+              initContainers,
+              containers: [container("summary", s.image, ["sh", "-c", summary], [])],
+              volumes: [{ name: "scripts", configMap: { name: scripts.metadata.name } }, scratchVolume()],
+            },
+          },
+        },
+      },
+      // Pulumi waits for the Job to complete (and fails on failure): at least as long as its deadline.
+      { parent: this, dependsOn: opts?.dependsOn, customTimeouts: { create: `${s.timeoutSeconds + 120}s`, update: `${s.timeoutSeconds + 120}s` } },
+    );
+    this.registerOutputs({ job: this.job.metadata.name, checks: this.checks });
+  }
+}
