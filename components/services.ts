@@ -7,6 +7,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { HttpServiceConfig, ServiceConfig, StaticServiceConfig } from "../config/app";
 import { resolveDependsOn } from "../config/app";
+import { imageOf } from "../config/common";
 import type { PlatformConfig } from "../config/schema";
 import type { AppEnvSources } from "./lib/appwiring";
 import { connectDependencies, dependencyConfig, secretEnvFor, sortedData } from "./lib/appwiring";
@@ -105,7 +106,7 @@ export class HttpService extends pulumi.ComponentResource {
       {
         name,
         component,
-        image: svc.image,
+        image: imageOf(svc, `services.${name}`),
         namespace,
         serviceAccount: args.platform.serviceAccount(name),
         containers: [built.container],

@@ -101,6 +101,12 @@ export function declareSmokeEdges(cfg: PlatformConfig, graph: DependencyGraph): 
   for (const c of smokeChecks(cfg)) graph.connect(SMOKE, c.target, [c.port], `smoke test: ${c.name}`);
 }
 
+/** The scripts the enabled checks run: a disabled store's script is left out with its check. */
+export function smokeScripts(cfg: PlatformConfig): Record<string, string> {
+  const off = (["postgres", "redis", "mongo"] as const).filter((store) => !cfg[store].enabled).map((store) => `${store}.sh`);
+  return Object.fromEntries(Object.entries(SMOKE_SCRIPTS).filter(([file]) => !off.includes(file)));
+}
+
 /**
  * `smoke-<hash8>`: Jobs are immutable and run once, so a new name (a new Job) is what reruns the
  * test. The hash covers the checks, the scripts, and the configuration of every checked tier
@@ -110,7 +116,7 @@ export function smokeJobName(cfg: PlatformConfig): string {
   const checks = smokeChecks(cfg);
   const services = Object.fromEntries(checks.filter((c) => cfg.services[c.target]).map((c) => [c.target, cfg.services[c.target]]));
   const tiers = (["postgres", "redis", "mongo", "mail", "jaeger"] as const).filter((t) => cfg[t].enabled).map((t) => [t, cfg[t]]);
-  const input = { checks, scripts: SMOKE_SCRIPTS, services, tiers, secrets: cfg.secrets, smoke: cfg.verify.smoke, namespaces: [cfg.platform.namespace, cfg.platform.mailNamespace] };
+  const input = { checks, scripts: smokeScripts(cfg), services, tiers, secrets: cfg.secrets, smoke: cfg.verify.smoke, namespaces: [cfg.platform.namespace, cfg.platform.mailNamespace] };
   return `${SMOKE}-${crypto.createHash("sha256").update(JSON.stringify(input)).digest("hex").slice(0, 8)}`;
 }
 
@@ -133,7 +139,7 @@ export class SmokeTest extends pulumi.ComponentResource {
     const s = cfg.verify.smoke;
     const id = { name: SMOKE, component: "smoke-test", image: s.image };
     const meta = (n: string) => ({ name: n, namespace: args.namespace, labels: labels(cfg, id) });
-    const scripts = new k8s.core.v1.ConfigMap(SCRIPTS_CONFIGMAP, { metadata: meta(SCRIPTS_CONFIGMAP), data: SMOKE_SCRIPTS }, { parent: this });
+    const scripts = new k8s.core.v1.ConfigMap(SCRIPTS_CONFIGMAP, { metadata: meta(SCRIPTS_CONFIGMAP), data: smokeScripts(cfg) }, { parent: this });
 
     const checks = smokeChecks(cfg);
     this.checks = checks.map((c) => c.name);

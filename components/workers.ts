@@ -5,6 +5,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { Dependency, WorkerPoolConfig } from "../config/app";
 import { resolveDependsOn } from "../config/app";
+import { imageOf } from "../config/common";
 import type { PlatformConfig } from "../config/schema";
 import type { AppEnvSources } from "./lib/appwiring";
 import { connectDependencies, dependencyConfig, secretEnvFor, sortedData } from "./lib/appwiring";
@@ -110,7 +111,7 @@ export class Workers extends pulumi.ComponentResource {
         {
           name: workload,
           component: "worker",
-          image: w.image,
+          image: imageOf(w, "workers"),
           namespace,
           serviceAccount: args.platform.serviceAccount("worker"),
           containers: [
@@ -139,7 +140,7 @@ export class Workers extends pulumi.ComponentResource {
         {
           name: "beat",
           component: "beat",
-          image: w.image,
+          image: imageOf(w, "workers"),
           namespace,
           serviceAccount: args.platform.serviceAccount("beat"),
           containers: [

@@ -4,7 +4,7 @@
 // table; a new entry only names what differs from its kind's template (see withAppTemplates).
 import { z } from "zod";
 import type { Environment } from "./common";
-import { appImage, hpa, image, perEnv, port, res, resources } from "./common";
+import { appImage, hpa, image, perEnv, port, requireAppImage, res, resources } from "./common";
 import { PYTHON_IMAGE } from "./verify";
 
 /** Tiers an app workload can talk to; each becomes graph edges and env wiring. */
@@ -89,6 +89,7 @@ export type StaticServiceConfig = z.infer<typeof staticServiceSchema>;
 export const servicesSchema = z.record(shortName, serviceSchema).superRefine((services, ctx) => {
   const paths = new Map<string, string>();
   for (const [name, s] of Object.entries(services)) {
+    requireAppImage(s, [name], ctx);
     if (s.replicas < s.hpa.minReplicas || s.replicas > s.hpa.maxReplicas) {
       ctx.addIssue({ code: "custom", path: [name, "replicas"], message: `must be within hpa.minReplicas..maxReplicas (${s.hpa.minReplicas}..${s.hpa.maxReplicas})` });
     }
@@ -146,6 +147,7 @@ export const workersSchema = z
     }),
   })
   .superRefine((w, ctx) => {
+    requireAppImage(w, [], ctx);
     if (w.enabled && Object.keys(w.pools).length === 0) ctx.addIssue({ code: "custom", path: ["pools"], message: "must define at least one pool when workers are enabled" });
     const owner = new Map<string, string>();
     for (const [pool, p] of Object.entries(w.pools)) {

@@ -53,9 +53,22 @@ export const image = z
  * The image of the user's own application (API, workers). Only dev has a default (a public demo,
  * see components/lib/demo.ts); staging and prod must name the real image, so a missing key is an error.
  */
-export const appImage = z
-  .string({ error: (iss) => (iss.input === undefined ? "is required: your application's image (only the dev stack defaults to a public demo image)" : undefined) })
-  .pipe(image);
+/**
+ * The user's application image: optional in the schema because only dev has a default (a public
+ * demo image); `requireAppImage` makes it required wherever the workload is enabled.
+ */
+export const appImage = image.optional();
+export const APP_IMAGE_REQUIRED = "is required: your application's image (only the dev stack defaults to a public demo image)";
+
+/** The image of an enabled workload; validation guarantees it, so a miss is a program bug. */
+export function imageOf(w: { image?: string }, what: string): string {
+  if (w.image === undefined) throw new Error(`${what}: enabled without an image (config validation should have refused this)`);
+  return w.image;
+}
+
+export function requireAppImage(w: { enabled: boolean; image?: string }, path: (string | number)[], ctx: z.RefinementCtx): void {
+  if (w.enabled && w.image === undefined) ctx.addIssue({ code: "custom", path: [...path, "image"], message: APP_IMAGE_REQUIRED });
+}
 
 export const port = z.number().int().min(1).max(65535);
 export const dnsLabel = z

@@ -12,9 +12,8 @@ import { PYTHON_IMAGE } from "../config/verify";
 import { celeryModule, demoCelery } from "../components/lib/demo";
 import { SMOKE_PATH, SMOKE_SCRIPTS } from "../components/smoke-scripts";
 import { pingCommand } from "../components/workers";
-import { configOf } from "./config-of";
 import type { Evaluation, K8sObject } from "./harness";
-import { evaluate, evaluateStack, findObject, objectsOfKind, ok } from "./harness";
+import { configOf, evaluate, evaluateStack, findObject, objectsOfKind, ok } from "./harness";
 
 describe("verify: dev converges with public demo images", () => {
   let ev: Evaluation;

@@ -9,9 +9,8 @@ import { expect } from "chai";
 import { KUBECTL_MISSING, rolloutScript, rolloutTargets, rolloutTrigger } from "../components/rollout";
 import { SMOKE, smokeChecks, smokeJobName } from "../components/smoke";
 import { podSecurityViolations } from "./checks";
-import { configOf } from "./config-of";
 import type { Evaluation, K8sObject, Recorded } from "./harness";
-import { STACKS, evaluate, evaluateStack, findObject, generatedValues, objectsOfKind, ok, recordOf } from "./harness";
+import { STACKS, configOf, evaluate, evaluateStack, findObject, generatedValues, objectsOfKind, ok, recordOf } from "./harness";
 import type { GraphData, PolicyObject } from "./reachability";
 import { candidatePorts, endpointsOf, key, reachability } from "./reachability";
 
