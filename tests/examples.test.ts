@@ -4,7 +4,7 @@
 import { expect } from "chai";
 import type { Evaluation, K8sObject } from "./harness";
 import { evaluate, objectsOfKind, ok } from "./harness";
-import { objectChecks } from "./objects.test";
+import { objectChecks } from "./object-checks";
 import { diff, reachabilityMatrix } from "./reachability";
 
 type Res = [cpuReq: string, cpuLim: string, memReq: string, memLim: string];

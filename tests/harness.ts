@@ -220,7 +220,21 @@ export function evaluate(opts: EvaluateOptions): Promise<Evaluation> {
   return result;
 }
 
+let evaluations = 0;
+let evaluationMs = 0;
+if (process.env.HARNESS_STATS) process.on("exit", () => console.error(`harness: ${evaluations} evaluations, ${evaluationMs.toFixed(0)} ms`));
+
 async function evaluateNow(opts: EvaluateOptions): Promise<Evaluation> {
+  const started = performance.now();
+  try {
+    return await evaluateOnce(opts);
+  } finally {
+    evaluations++;
+    evaluationMs += performance.now() - started;
+  }
+}
+
+async function evaluateOnce(opts: EvaluateOptions): Promise<Evaluation> {
   const values = stackValues(opts.file ?? `Pulumi.${opts.stack}.yaml`);
   if (opts.set) applySet(values, opts.set);
   const config = toPulumiConfig(values);
