@@ -112,7 +112,8 @@ export const monitoringSchema = z.strictObject({
     redisMemoryRatio: ratio,
     postgresConnectionsRatio: ratio,
     celeryQueueLength: z.number().int().min(1),
-    mailQueueLength: z.number().int().min(1),
+    /** Postfix queue volume fill ratio (kubelet volume stats) above which a growing queue alerts. */
+    mailQueueVolumeRatio: ratio,
     certificateExpiryDays: z.number().int().min(1),
     backupMaxAgeHours: z.number().int().min(1),
   }),
@@ -163,7 +164,7 @@ export function monitoringDefaults(env: Environment): z.input<typeof monitoringS
       redisMemoryRatio: 0.9,
       postgresConnectionsRatio: 0.8,
       celeryQueueLength: 1000,
-      mailQueueLength: 500,
+      mailQueueVolumeRatio: 0.5,
       certificateExpiryDays: 14,
       backupMaxAgeHours: 26,
     },

@@ -27,7 +27,8 @@ const EXPORTED_METRICS: Record<string, string[]> = {
   postgres_exporter: ["pg_stat_activity_count", "pg_settings_max_connections"],
   // redis_key_size needs the exporter's --check-single-keys for the Celery queue lists.
   redis_exporter: ["redis_memory_used_bytes", "redis_memory_max_bytes", "redis_key_size"],
-  postfix_exporter: ["postfix_showq_message_size_bytes_count"],
+  // kubelet /metrics (volume stats), scraped by every kube-prometheus-stack install.
+  kubelet: ["kubelet_volume_stats_used_bytes", "kubelet_volume_stats_capacity_bytes"],
   "cert-manager": ["certmanager_certificate_expiration_timestamp_seconds"],
 };
 const KNOWN = new Set(Object.values(EXPORTED_METRICS).flat());
@@ -190,5 +191,20 @@ describe("monitoring", () => {
     expect(objectsOfKind(ev, "Deployment").map((d) => d.metadata.name)).to.include("jaeger");
     // Nothing is opened to the monitoring namespace either.
     expect(JSON.stringify(objectsOfKind(ev, "NetworkPolicy"))).not.to.contain('"monitoring"');
+  });
+
+  it("watches the Postfix queue on the claims the Postfix StatefulSet really creates (prod)", async () => {
+    const ev = ok(await evaluateStack("prod"));
+    const cfg = configOf("prod");
+    const [rule] = objectsOfKind(ev, "PrometheusRule");
+    const alert = rule.spec.groups.flatMap((g: any) => g.rules).find((r: any) => r.alert === "MailQueueGrowing");
+    const postfix = objectsOfKind(ev, "StatefulSet").find((s) => s.metadata.name === "postfix" && s.metadata.namespace === cfg.platform.mailNamespace);
+    // PVCs of a StatefulSet are named <template>-<set>-<ordinal>.
+    const claims = Array.from({ length: postfix.spec.replicas }, (_, i) => `${postfix.spec.volumeClaimTemplates[0].metadata.name}-postfix-${i}`);
+    const pattern = new RegExp(`^${/persistentvolumeclaim=~"([^"]+)"/.exec(alert.expr)![1]}$`);
+    expect(claims.length).to.equal(cfg.mail.postfix.replicas);
+    for (const claim of claims) expect(claim).to.match(pattern);
+    expect(alert.expr).to.include(`namespace="${cfg.platform.mailNamespace}"`);
+    expect(alert.expr).to.include(`> ${cfg.monitoring.thresholds.mailQueueVolumeRatio}`);
   });
 });

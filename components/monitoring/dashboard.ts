@@ -31,7 +31,7 @@ export function dashboardPanels(cfg: PlatformConfig): Panel[] {
     panels.push({ title: "Celery queue length", expr: `redis_key_size{${ns},key=~"${celeryQueues(cfg).join("|")}"}`, unit: "short" });
   }
   if (cfg.mail.enabled) {
-    panels.push({ title: "Postfix queue", expr: `sum by (queue) (postfix_showq_message_size_bytes_count{namespace="${cfg.platform.mailNamespace}"})`, unit: "short" });
+    panels.push({ title: "Postfix queue volume used", expr: `sum by (persistentvolumeclaim) (kubelet_volume_stats_used_bytes{namespace="${cfg.platform.mailNamespace}",persistentvolumeclaim=~"queue-postfix-.*"})`, unit: "bytes" });
   }
   return panels;
 }

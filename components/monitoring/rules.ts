@@ -1,6 +1,6 @@
 // The alerts of seeds 002, 003 and 004, as a pure function of config. Every expression uses
 // metrics the deployed exporters really expose: ingress-nginx, kube-state-metrics,
-// postgres_exporter, redis_exporter, postfix_exporter and cert-manager (see docs/observability.md).
+// postgres_exporter, redis_exporter, the kubelet (volume stats) and cert-manager (see docs/observability.md).
 import type { PlatformConfig } from "../../config/schema";
 import { publicIngressName, tlsSecretName } from "../edge";
 
@@ -178,18 +178,20 @@ export function alertGroups(cfg: PlatformConfig): RuleGroup[] {
   if (stores.length) groups.push({ name: "stores", rules: stores });
 
   if (cfg.mail.enabled) {
-    const mail = `namespace="${cfg.platform.mailNamespace}"`;
-    const queued = `sum(postfix_showq_message_size_bytes_count{${mail},queue=~"active|deferred|hold|incoming"})`;
+    // The queue lives on each Postfix replica's own volume (queue-postfix-N): its fill level, from the
+    // kubelet's volume stats, measures the queue without an extra exporter in the mail pods.
+    const queue = `namespace="${cfg.platform.mailNamespace}",persistentvolumeclaim=~"queue-postfix-.*"`;
+    const used = `kubelet_volume_stats_used_bytes{${queue}}`;
     groups.push({
       name: "mail",
       rules: [
         alert(
           "MailQueueGrowing",
-          `${queued} > ${t.mailQueueLength} and deriv(${queued}[30m:1m]) > 0`,
+          `${used} / kubelet_volume_stats_capacity_bytes{${queue}} > ${t.mailQueueVolumeRatio} and deriv(${used}[30m]) > 0`,
           "15m",
           "warning",
           "The Postfix queue is large and growing",
-          "{{ $value }} messages are queued and the queue keeps growing.",
+          "Queue volume {{ $labels.persistentvolumeclaim }} is {{ $value | humanizePercentage }} full and still growing.",
           "postqueue -p in a postfix pod: deferred mail usually means the relay or the recipients' MX refuse us (check egress on 25/587, DNS, reputation).",
         ),
       ],
