@@ -337,3 +337,9 @@ export function withAppTemplates(env: Environment, merged: Record<string, unknow
 function isRecord(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === "object" && !Array.isArray(v);
 }
+
+/** Queue names the workers consume (none when workers are off); Celery keeps each as a Redis list of that name. */
+export function celeryQueues(cfg: { workers: { enabled: boolean; pools: Record<string, { queues: string[] }> } }): string[] {
+  if (!cfg.workers.enabled) return [];
+  return [...new Set(Object.values(cfg.workers.pools).flatMap((p) => p.queues))].sort();
+}

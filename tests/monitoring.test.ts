@@ -25,7 +25,7 @@ const EXPORTED_METRICS: Record<string, string[]> = {
     "kube_cronjob_status_last_successful_time",
   ],
   postgres_exporter: ["pg_stat_activity_count", "pg_settings_max_connections"],
-  // redis_key_size needs the exporter's --check-single-keys for the Celery queue lists.
+  // redis_key_size: the Celery queue lists the exporter is told to check (REDIS_EXPORTER_CHECK_SINGLE_KEYS).
   redis_exporter: ["redis_memory_used_bytes", "redis_memory_max_bytes", "redis_key_size"],
   // kubelet /metrics (volume stats), scraped by every kube-prometheus-stack install.
   kubelet: ["kubelet_volume_stats_used_bytes", "kubelet_volume_stats_capacity_bytes"],
@@ -206,5 +206,22 @@ describe("monitoring", () => {
     for (const claim of claims) expect(claim).to.match(pattern);
     expect(alert.expr).to.include(`namespace="${cfg.platform.mailNamespace}"`);
     expect(alert.expr).to.include(`> ${cfg.monitoring.thresholds.mailQueueVolumeRatio}`);
+  });
+
+  it("the Celery backlog alert reads queue lengths the Redis exporter is told to export, from the broker's DB (prod)", async () => {
+    const ev = ok(await evaluateStack("prod"));
+    const cfg = configOf("prod");
+    const queues = [...new Set(Object.values(cfg.workers.pools).flatMap((p) => p.queues))];
+    const redis = objectsOfKind(ev, "StatefulSet").find((s) => s.metadata.name === "redis");
+    const exporter = redis.spec.template.spec.containers.find((c: any) => (c.ports ?? []).some((p: any) => p.name === "metrics"));
+    const single = exporter.env.find((e: any) => e.name === "REDIS_EXPORTER_CHECK_SINGLE_KEYS").value.split(",");
+    // The broker DB is the one in CELERY_BROKER_URL (redis://...:6379/<db>).
+    const brokerUrl = objectsOfKind(ev, "Secret").find((s) => s.metadata.name === "app-connections").stringData.CELERY_BROKER_URL;
+    const db = /\/(\d+)$/.exec(brokerUrl)![1];
+    expect(single.sort()).to.deep.equal(queues.map((q) => `db${db}=${q}`).sort());
+    const [rule] = objectsOfKind(ev, "PrometheusRule");
+    const backlog = rule.spec.groups.flatMap((g: any) => g.rules).find((r: any) => r.expr.includes("redis_key_size"));
+    const keys = new RegExp(`^(${/key=~"([^"]+)"/.exec(backlog.expr)![1]})$`);
+    for (const q of queues) expect(q).to.match(keys);
   });
 });

@@ -7,7 +7,9 @@ import type { RedisConfig } from "../../config/data";
 import { labels } from "../lib/labels";
 import { checksum, execProbe, secretEnv, startupProbe } from "../lib/pod";
 import { PORTS } from "../lib/ports";
+import { celeryQueues } from "../../config/app";
 import { createBackup } from "./backup";
+import { REDIS_DB } from "./connections";
 import type { StoreComponentArgs } from "./common";
 import { requireKeys, storeHost } from "./common";
 import { createStore, scratch } from "./store";
@@ -84,6 +86,8 @@ export class Redis extends pulumi.ComponentResource {
           { name: "REDIS_ADDR", value: `redis://127.0.0.1:${PORTS.redis.redis}` },
           secretEnv("REDIS_PASSWORD", secret, "REDIS_PASSWORD"),
           { name: "REDIS_EXPORTER_WEB_LISTEN_ADDRESS", value: `:${PORTS.redis.metrics}` },
+          // Export the length of each Celery queue (a list in the broker DB): the backlog alert reads redis_key_size.
+          ...(celeryQueues(cfg).length ? [{ name: "REDIS_EXPORTER_CHECK_SINGLE_KEYS", value: celeryQueues(cfg).map((q) => `db${REDIS_DB.broker}=${q}`).join(",") }] : []),
         ],
       },
       credentialsChecksum: args.credentialsChecksum,

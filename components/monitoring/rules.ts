@@ -1,6 +1,7 @@
 // The alerts of seeds 002, 003 and 004, as a pure function of config. Every expression uses
 // metrics the deployed exporters really expose: ingress-nginx, kube-state-metrics,
 // postgres_exporter, redis_exporter, the kubelet (volume stats) and cert-manager (see docs/observability.md).
+import { celeryQueues } from "../../config/app";
 import type { PlatformConfig } from "../../config/schema";
 import { publicIngressName, tlsSecretName } from "../edge";
 
@@ -19,11 +20,6 @@ export interface RuleGroup {
 
 function alert(name: string, expr: string, forDuration: string, severity: Alert["labels"]["severity"], summary: string, description: string, runbook: string): Alert {
   return { alert: name, expr, for: forDuration, labels: { severity }, annotations: { summary, description, runbook } };
-}
-
-/** Queue names workers consume; Celery keeps each Redis-backed queue as a list of that name. */
-export function celeryQueues(cfg: PlatformConfig): string[] {
-  return [...new Set(Object.values(cfg.workers.pools).flatMap((p) => p.queues))].sort();
 }
 
 export function alertGroups(cfg: PlatformConfig): RuleGroup[] {
