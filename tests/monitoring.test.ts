@@ -224,4 +224,16 @@ describe("monitoring", () => {
     const keys = new RegExp(`^(${/key=~"([^"]+)"/.exec(backlog.expr)![1]})$`);
     for (const q of queues) expect(q).to.match(keys);
   });
+
+  it("leaves out the alerts whose exporter or backup is off, keeps the rest", () => {
+    const names = (overrides: Record<string, unknown>) => alertGroups(configOf("prod", overrides)).flatMap((g) => g.rules.map((r) => r.alert));
+    const all = names({});
+    expect(all).to.include.members(["RedisMemoryHigh", "CeleryQueueBacklog", "PostgresConnectionsNearMax", "BackupTooOld"]);
+    const noExporters = names({ redis: { exporter: { enabled: false } }, postgres: { exporter: { enabled: false } } });
+    for (const a of ["RedisMemoryHigh", "CeleryQueueBacklog", "PostgresConnectionsNearMax"]) expect(noExporters, a).to.not.include(a);
+    expect(noExporters).to.include("BackupTooOld");
+    const noBackups = names({ postgres: { backup: { enabled: false } }, redis: { backup: { enabled: false } }, mongo: { backup: { enabled: false } } });
+    expect(noBackups).to.not.include("BackupTooOld");
+    expect(names({ postgres: { backup: { enabled: false } }, mongo: { backup: { enabled: false } } })).to.include("BackupTooOld");
+  });
 });

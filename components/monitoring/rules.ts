@@ -118,8 +118,9 @@ export function alertGroups(cfg: PlatformConfig): RuleGroup[] {
     ],
   });
 
+  // Store alerts read their exporter's metrics, so they exist only where that exporter runs.
   const stores: Alert[] = [];
-  if (cfg.redis.enabled) {
+  if (cfg.redis.enabled && cfg.redis.exporter.enabled) {
     stores.push(
       alert(
         "RedisMemoryHigh",
@@ -145,7 +146,7 @@ export function alertGroups(cfg: PlatformConfig): RuleGroup[] {
       );
     }
   }
-  if (cfg.postgres.enabled) {
+  if (cfg.postgres.enabled && cfg.postgres.exporter.enabled) {
     stores.push(
       alert(
         "PostgresConnectionsNearMax",
@@ -158,7 +159,7 @@ export function alertGroups(cfg: PlatformConfig): RuleGroup[] {
       ),
     );
   }
-  if (cfg.postgres.enabled || cfg.mongo.enabled) {
+  if ((["postgres", "redis", "mongo"] as const).some((store) => cfg[store].enabled && cfg[store].backup.enabled)) {
     stores.push(
       alert(
         "BackupTooOld",
