@@ -6,7 +6,7 @@ import * as crypto from "crypto";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { HttpServiceConfig, ServiceConfig, StaticServiceConfig } from "../config/app";
-import { resolveDependsOn } from "../config/app";
+import { resolveDependsOn } from "../config/dependencies";
 import { imageOf } from "../config/common";
 import type { PlatformConfig } from "../config/schema";
 import type { AppEnvSources } from "./lib/appwiring";

@@ -3,8 +3,9 @@
 // Recreate, never autoscaled); Flower optional, behind generated basic-auth credentials.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import type { Dependency, WorkerPoolConfig } from "../config/app";
-import { resolveDependsOn } from "../config/app";
+import type { Dependency } from "../config/dependencies";
+import { resolveDependsOn } from "../config/dependencies";
+import type { WorkerPoolConfig } from "../config/workers";
 import { imageOf } from "../config/common";
 import type { PlatformConfig } from "../config/schema";
 import type { AppEnvSources } from "./lib/appwiring";

@@ -3,8 +3,9 @@
 import { z } from "zod";
 import { ENVIRONMENTS } from "./common";
 import type { Environment } from "./common";
-import type { Dependency } from "./app";
-import { servicesDefaults, servicesSchema, workersDefaults, workersSchema } from "./app";
+import type { Dependency } from "./dependencies";
+import { servicesDefaults, servicesSchema } from "./app";
+import { workersDefaults, workersSchema } from "./workers";
 import { dataCrossTierIssues, mongoDefaults, mongoSchema, postgresDefaults, postgresSchema, redisDefaults, redisSchema } from "./data";
 import { mailDefaults, mailSchema } from "./mail";
 import { edgeDefaults, edgeSchema, jaegerDefaults, jaegerSchema, monitoringDefaults, monitoringSchema } from "./observability";

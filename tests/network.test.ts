@@ -48,7 +48,7 @@ describe("network: reachability equals the declared graph", () => {
         expect(fromIngress).to.include(`${ing} -> ${app}/api 5000/TCP`);
         expect(fromIngress).to.include(`${ing} -> ${app}/jaeger 16686/TCP`);
         expect(fromIngress.includes(`${ing} -> ${app}/flower 5555/TCP`)).to.equal(cfg.workers.flower.enabled);
-        expect(cfg.workers.flower.enabled).to.equal(stack !== "prod"); // config/app.ts: Flower is off in prod
+        expect(cfg.workers.flower.enabled).to.equal(stack !== "prod"); // config/workers.ts: Flower is off in prod
         expect(fromIngress.every((t) => /\/(api 5000|jaeger 16686|flower 5555)\/TCP$/.test(t)), fromIngress.join("\n")).to.equal(true);
         const mon = `${cfg.platform.monitoringNamespace}/*`;
         const fromMonitoring = actual.filter((t) => t.startsWith(`${mon} -> `));

@@ -7,7 +7,7 @@ import * as net from "net";
 import * as os from "os";
 import * as path from "path";
 import { expect } from "chai";
-import { DEMO_CELERY_IMAGE } from "../config/app";
+import { DEMO_CELERY_IMAGE } from "../config/workers";
 import { PYTHON_IMAGE } from "../config/verify";
 import { celeryModule, demoCelery } from "../components/lib/demo";
 import { SMOKE_PATH, SMOKE_SCRIPTS } from "../components/smoke-scripts";

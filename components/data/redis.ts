@@ -7,7 +7,7 @@ import type { RedisConfig } from "../../config/data";
 import { labels } from "../lib/labels";
 import { checksum, execProbe, secretEnv, startupProbe } from "../lib/pod";
 import { PORTS } from "../lib/ports";
-import { celeryQueues } from "../../config/app";
+import { celeryQueues } from "../../config/workers";
 import { createBackup } from "./backup";
 import { REDIS_DB } from "./connections";
 import type { StoreComponentArgs } from "./common";

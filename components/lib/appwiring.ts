@@ -3,7 +3,7 @@
 // a dependency implies. One declaration (`dependsOn`) drives all three so they cannot drift apart.
 import type * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
-import type { Dependency } from "../../config/app";
+import type { Dependency } from "../../config/dependencies";
 import type { PlatformConfig } from "../../config/schema";
 import type { DependencyGraph } from "./graph";
 import { secretEnv } from "./pod";

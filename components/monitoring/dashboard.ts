@@ -2,7 +2,7 @@
 // picks up ConfigMaps labelled grafana_dashboard=1.
 import type { PlatformConfig } from "../../config/schema";
 import { publicIngressName } from "../edge";
-import { celeryQueues } from "../../config/app";
+import { celeryQueues } from "../../config/workers";
 
 interface Panel {
   title: string;

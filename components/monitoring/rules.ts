@@ -1,7 +1,7 @@
 // The alerts of seeds 002, 003 and 004, as a pure function of config. Every expression uses
 // metrics the deployed exporters really expose: ingress-nginx, kube-state-metrics,
 // postgres_exporter, redis_exporter, the kubelet (volume stats) and cert-manager (see docs/observability.md).
-import { celeryQueues } from "../../config/app";
+import { celeryQueues } from "../../config/workers";
 import type { PlatformConfig } from "../../config/schema";
 import { publicIngressName, tlsSecretName } from "../edge";
 
