@@ -372,3 +372,14 @@ export function container(obj: K8sObject, name?: string): any {
   if (!c) throw new Error(`no container ${name ?? "(first)"} in ${obj.kind}/${obj.metadata.name}`);
   return c;
 }
+
+/**
+ * Evaluates a configuration that must be refused and returns the error message. Fails when it was
+ * accepted, or when anything was registered before the error (a half-deployed stack).
+ */
+export async function rejection(opts: EvaluateOptions): Promise<string> {
+  const ev = await evaluate(opts);
+  if (!ev.error) throw new Error(`configuration was accepted: ${JSON.stringify(opts.set ?? {})}`);
+  if (ev.resources.length > 0) throw new Error(`${ev.resources.length} resources were registered before the error: ${ev.error.message}`);
+  return ev.error.message;
+}
