@@ -123,7 +123,9 @@ export type MonitoringConfig = z.infer<typeof monitoringSchema>;
 export function jaegerDefaults(env: Environment): z.input<typeof jaegerSchema> {
   return {
     enabled: true,
-    image: "jaegertracing/jaeger:2.1.0",
+    // The rendered config (storage.traces, healthcheckv2, telemetry readers) is the current v2 format;
+    // 2.14.1 is also what the OpenTelemetry demo chart pins.
+    image: "jaegertracing/jaeger:2.14.1",
     resources: res("100m", "256Mi", "500m", "512Mi"),
     storage: {
       type: perEnv(env, { dev: "memory", staging: "badger", prod: "badger" }),
@@ -131,7 +133,7 @@ export function jaegerDefaults(env: Environment): z.input<typeof jaegerSchema> {
       volume: { size: perEnv(env, { dev: "1Gi", staging: "5Gi", prod: "20Gi" }) },
     },
     retention: perEnv(env, { dev: "24h", staging: "72h", prod: "168h" }),
-    indexCleaner: { image: "jaegertracing/jaeger-es-index-cleaner:1.65.0", schedule: "55 23 * * *", resources: res("50m", "64Mi", "200m", "128Mi") },
+    indexCleaner: { image: "jaegertracing/jaeger-es-index-cleaner:1.72.0", schedule: "55 23 * * *", resources: res("50m", "64Mi", "200m", "128Mi") },
     samplingRatio: perEnv(env, { dev: 1.0, staging: 0.5, prod: 0.1 }),
   };
 }
