@@ -17,6 +17,7 @@ import { STATIC_HEALTH_PATH, staticSiteConf } from "./lib/nginx";
 import { checksum, httpProbe, restrictedContainer, startupProbe } from "./lib/pod";
 import { demoServer, withDemo } from "./lib/demo";
 import type { Workload } from "./lib/workload";
+import type { Route } from "./edge";
 import { createWorkload } from "./lib/workload";
 import type { Platform } from "./platform";
 import type { GeneratedSecrets, SecretRef } from "./secrets";
@@ -36,13 +37,6 @@ export interface AppArgs {
   telemetryEnv?: (workload: string) => EnvVar[];
   /** The mail tier's `mail-submission` Secret (SMTP_HOST, SMTP_PORT, SMTP_USER, SMTP_PASSWORD, SMTP_FROM, ...). */
   mailSubmission?: SecretRef;
-}
-
-/** A path the edge routes to a Service port. */
-export interface Route {
-  path: string;
-  service: string;
-  port: number;
 }
 
 /** Changes when a credential is rotated (secrets.rotation / rotate), so pods pick up the new values. */

@@ -16,7 +16,8 @@ import { DEMO_ENV, demoCelery, withDemo } from "./lib/demo";
 import { PORTS } from "./lib/ports";
 import type { Workload } from "./lib/workload";
 import { createWorkload } from "./lib/workload";
-import type { AppArgs, Route } from "./services";
+import type { Route } from "./edge";
+import type { AppArgs } from "./services";
 import { envSources, secretsChecksum } from "./services";
 
 type Container = k8s.types.input.core.v1.Container;
