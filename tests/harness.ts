@@ -63,6 +63,8 @@ export interface EvaluateOptions {
   /** Secret config keys and values (as `pulumi config set --secret`). */
   secrets?: Record<string, string>;
   preview?: boolean;
+  /** Engine behaviour to use instead of `mocks` (the daemon tier generates real keys and hashes). */
+  mocks?: pulumi.runtime.Mocks;
 }
 
 /** The stack file's config for this project, as plain values (objects stay objects). */
@@ -108,6 +110,11 @@ function unwrap(v: any, at: string, secrets: string[]): any {
     return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, unwrap(x, at ? `${at}.${k}` : k, secrets)]));
   }
   return v;
+}
+
+/** Inputs as plain values: secret wrappers removed (what a provider would see). */
+export function plainInputs(v: any): any {
+  return unwrap(v, "", []);
 }
 
 class RecordingMonitor extends MockMonitor {
@@ -242,8 +249,22 @@ async function evaluateOnce(opts: EvaluateOptions): Promise<Evaluation> {
   for (const [k, v] of Object.entries(opts.secrets ?? {})) config[`${PROJECT}:${k}`] = v;
 
   const resources: Recorded[] = [];
+  const mockFailures: Error[] = [];
+  // A mock that throws would leave the program waiting forever: record the error and answer anyway.
+  const engine = opts.mocks ?? mocks;
+  const guarded: pulumi.runtime.Mocks = {
+    newResource: (args) => {
+      try {
+        return engine.newResource(args);
+      } catch (e) {
+        mockFailures.push(new Error(`mock engine failed on ${args.type} ${args.name}: ${(e as Error).message}`));
+        return { id: `${args.name}-id`, state: args.inputs };
+      }
+    },
+    call: (args) => engine.call(args),
+  };
   pulumi.runtime.setAllConfig(config, secretKeys);
-  settings.setMockOptions(new RecordingMonitor(mocks, resources), PROJECT, opts.stack, opts.preview ?? false);
+  settings.setMockOptions(new RecordingMonitor(guarded, resources), PROJECT, opts.stack, opts.preview ?? false);
   const store = state.getStore();
   Object.assign(store, { supportsSecrets: true, supportsResourceReferences: true, supportsOutputValues: false, supportsDeletedWith: true, supportsAliasSpecs: true });
 
@@ -273,7 +294,8 @@ async function evaluateOnce(opts: EvaluateOptions): Promise<Evaluation> {
     Error.stackTraceLimit = stackTraceLimit;
     process.setSourceMapsEnabled(true);
   }
-  if (!evaluation.error && failures.length) evaluation.error = failures[0] as Error;
+  if (mockFailures.length) evaluation.error = mockFailures[0];
+  else if (!evaluation.error && failures.length) evaluation.error = failures[0] as Error;
   return evaluation;
 }
 

@@ -1,0 +1,141 @@
+// The pinned images, as Debian's packages stand in for them in the daemon tier. Each shim says
+// how the image turns a container's command/args into a process (its ENTRYPOINT and CMD), the
+// image's environment, its users (written into the container's passwd/group, so files and
+// processes carry the image's uids), and the image files Debian lays out differently. Anything a
+// shim cannot reproduce is said here, with the image version that differs.
+import * as path from "path";
+import type { ImageFile, Mount } from "./sandbox";
+
+export interface Shim {
+  /** argv from the container's command and args (undefined = the image's own). */
+  argv(command: string[] | undefined, args: string[] | undefined): string[];
+  env: Record<string, string>;
+  uid?: number;
+  gid?: number;
+  workdir?: string;
+  passwd?: string[];
+  group?: string[];
+  mounts?: Mount[];
+  files?: ImageFile[];
+  /** A command printing the version the tier ran against. */
+  version: string[];
+}
+
+const SHIMS_DIR = path.join(__dirname, "..", "shims");
+const PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/** No entrypoint logic (tini and the like): command + args, or the image's CMD. */
+const plain = (cmd: string[]) => (command: string[] | undefined, args: string[] | undefined) => [...(command ?? []), ...(args ?? (command ? [] : cmd))];
+
+/** Debian's PostgreSQL 15 stands in for postgres:16-alpine (same initdb/pg_ctl/psql interface). */
+export const PG_BIN = "/usr/lib/postgresql/15/bin";
+
+const SHIMS: [RegExp, Shim][] = [
+  [
+    /^postgres:/,
+    {
+      // docker-entrypoint.sh (emulated in shims/postgres-entrypoint.sh): a leading option means `postgres <options>`.
+      argv: (command, args) => (command ? [...command, ...(args ?? [])] : ["docker-entrypoint.sh", ...(args ?? ["postgres"])]),
+      env: { PATH: `${PG_BIN}:${PATH}`, PGDATA: "/var/lib/postgresql/data", LANG: "C.UTF-8" },
+      // The alpine image's postgres user is 70:70 (Debian's is 101): files and processes use 70.
+      passwd: ["postgres:x:70:70:PostgreSQL:/var/lib/postgresql:/bin/sh"],
+      group: ["postgres:x:70:"],
+      mounts: [{ src: path.join(SHIMS_DIR, "postgres-entrypoint.sh"), dst: "/usr/local/bin/docker-entrypoint.sh", readOnly: true }],
+      version: [`${PG_BIN}/postgres`, "--version"],
+    },
+  ],
+  [
+    /^redis:/,
+    {
+      // docker-entrypoint.sh: a first argument that is an option or a *.conf file means `redis-server <args>`.
+      argv: (command, args) => {
+        if (command) return [...command, ...(args ?? [])];
+        const a = args ?? ["redis-server"];
+        return a[0].startsWith("-") || a[0].endsWith(".conf") ? ["redis-server", ...a] : a;
+      },
+      env: { PATH },
+      workdir: "/data",
+      // redis:alpine runs as redis 999:1000.
+      passwd: ["redis:x:999:1000:Redis:/data:/bin/sh"],
+      group: ["redis:x:1000:"],
+      files: [{ path: "/data", dir: { uid: 999, gid: 1000 } }],
+      version: ["redis-server", "--version"],
+    },
+  ],
+  [
+    /^boky\/postfix:/,
+    {
+      argv: plain(["/scripts/run.sh"]),
+      env: { PATH },
+      version: ["postconf", "-h", "mail_version"],
+    },
+  ],
+  [
+    /^dovecot\/dovecot:/,
+    {
+      argv: plain(["/usr/sbin/dovecot", "-F"]),
+      env: { PATH },
+      // The image's mail user: vmail 1000:1000 (first_valid_uid/last_valid_uid in dovecot.conf).
+      passwd: ["vmail:x:1000:1000:vmail:/srv/mail:/usr/sbin/nologin"],
+      group: ["vmail:x:1000:"],
+      version: ["dovecot", "--version"],
+    },
+  ],
+  [
+    /^nginxinc\/nginx-unprivileged:/,
+    {
+      // /docker-entrypoint.sh only runs its template scripts, which skip a read-only conf.d.
+      argv: plain(["nginx", "-g", "daemon off;"]),
+      env: { PATH },
+      uid: 101,
+      gid: 101,
+      passwd: ["nginx:x:101:101:nginx:/nonexistent:/sbin/nologin"],
+      group: ["nginx:x:101:"],
+      files: [
+        // The image's main config: pid and temp files under /tmp, so it runs as 101 with a read-only root.
+        { path: "/etc/nginx/nginx.conf", content: UNPRIVILEGED_NGINX_CONF() },
+        { path: "/var/log/nginx/access.log", symlink: "/dev/stdout" },
+        { path: "/var/log/nginx/error.log", symlink: "/dev/stderr" },
+      ],
+      version: ["nginx", "-v"],
+    },
+  ],
+  [
+    /^python:/,
+    {
+      // Debian's python3 (3.11) for python:3.12-alpine: the smoke checks use the standard library only.
+      argv: plain(["python3"]),
+      env: { PATH },
+      version: ["python3", "--version"],
+    },
+  ],
+];
+
+function UNPRIVILEGED_NGINX_CONF(): string {
+  return [
+    "worker_processes auto;",
+    "error_log /var/log/nginx/error.log notice;",
+    "pid /tmp/nginx.pid;",
+    "events { worker_connections 1024; }",
+    "http {",
+    "    proxy_temp_path /tmp/proxy_temp;",
+    "    client_body_temp_path /tmp/client_temp;",
+    "    fastcgi_temp_path /tmp/fastcgi_temp;",
+    "    uwsgi_temp_path /tmp/uwsgi_temp;",
+    "    scgi_temp_path /tmp/scgi_temp;",
+    "    include /etc/nginx/mime.types;",
+    "    default_type application/octet-stream;",
+    "    access_log /var/log/nginx/access.log;",
+    "    sendfile on;",
+    "    keepalive_timeout 65;",
+    "    include /etc/nginx/conf.d/*.conf;",
+    "}",
+    "",
+  ].join("\n");
+}
+
+export function shimFor(image: string): Shim {
+  const hit = SHIMS.find(([re]) => re.test(image));
+  if (!hit) throw new Error(`no Debian stand-in for image ${image} (tests/daemons/lib/images.ts)`);
+  return hit[1];
+}
