@@ -1,7 +1,8 @@
 // The checkers must catch what they claim to catch: each is fed a broken object.
 import { expect } from "chai";
 import type { Evaluation } from "./harness";
-import { podSecurityViolations, referenceProblems, schemaProblems } from "./checks";
+import { evaluate, ok, recordOf } from "./harness";
+import { podSecurityViolations, referenceProblems, schemaProblems, secretTaintProblems } from "./checks";
 
 const restrictedPod = {
   securityContext: { runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } },
@@ -86,4 +87,37 @@ describe("checkers", () => {
     expect(problems).to.include("probe names missing port health");
     expect(problems).to.include("targetPort web is not a named container port");
   });
+
+  it("the secret-taint check names a workload whose spec carries a secret, and lets a Secret's data through", () => {
+    const ev = fakeEvaluation([
+      { apiVersion: "v1", kind: "Secret", metadata: { name: "s" }, stringData: { A: "1" } },
+      { apiVersion: "apps/v1", kind: "StatefulSet", metadata: { name: "db" }, spec: {} },
+    ]);
+    ev.resources[0].type = "kubernetes:core/v1:Secret";
+    ev.resources[0].secretPaths = ["stringData.A"];
+    ev.resources[1].secretPaths = ["spec.template.metadata.annotations.checksum/credentials"];
+    expect(secretTaintProblems(ev)).to.deep.equal(["kubernetes:test r1: input spec is secret (at spec.template.metadata.annotations.checksum/credentials)"]);
+  });
 });
+
+describe("pulumi preview of a store change (the harness' view)", () => {
+  it("shows the changed fields of the StatefulSet: its spec is not secret, so the diff is readable", async () => {
+    const before = ok(await evaluate({ stack: "prod", preview: true }));
+    const after = ok(await evaluate({ stack: "prod", preview: true, set: { "redis.settings.maxmemory": "256mb", "redis.resources.limits.cpu": "1500m" } }));
+    const a = recordOf(before, "StatefulSet", "redis");
+    const b = recordOf(after, "StatefulSet", "redis");
+    for (const rec of [a, b]) expect(rec.secretPaths, "secret paths of the redis StatefulSet").to.deep.equal([]);
+    const changed = leafDiff(a.inputs.spec, b.inputs.spec, "spec");
+    // A new redis.conf and a new CPU limit: both show as field changes.
+    expect(changed).to.deep.equal(["spec.template.metadata.annotations.checksum/config", "spec.template.spec.containers.0.resources.limits.cpu"]);
+  });
+});
+
+/** Dotted paths of the leaves that differ between two values. */
+function leafDiff(a: any, b: any, at: string): string[] {
+  if (a && b && typeof a === "object" && typeof b === "object") {
+    const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+    return [...keys].flatMap((k) => leafDiff(a[k], b[k], `${at}.${k}`));
+  }
+  return JSON.stringify(a) === JSON.stringify(b) ? [] : [at];
+}

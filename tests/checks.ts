@@ -220,3 +220,27 @@ export function referenceProblems(ev: Evaluation): string[] {
   return problems;
 }
 
+
+/**
+ * Inputs that are secret because they carry a credential, by resource type and top-level field.
+ * Kubernetes Secrets are credentials as a whole; every other Kubernetes object must have none:
+ * one secret value anywhere in a top-level input (a checksum of a password in a pod template)
+ * makes Pulumi hide that whole input (`spec: [secret]`) in `pulumi preview`.
+ */
+export const SECRET_INPUTS_ALLOWED: Record<string, Record<string, string>> = {
+  "tls:index/selfSignedCert:SelfSignedCert": { privateKeyPem: "the private key the certificate is signed with" },
+};
+
+/** Every secret top-level input of a resource that is not a credential: `<type> <name>: <field> (at <path>)`. */
+export function secretTaintProblems(ev: Evaluation): string[] {
+  const problems: string[] = [];
+  for (const r of ev.resources) {
+    if (r.inputs.kind === "Secret" && r.type.startsWith("kubernetes:")) continue;
+    const allowed = SECRET_INPUTS_ALLOWED[r.type] ?? {};
+    for (const p of new Set(r.secretPaths)) {
+      const field = p.split(".")[0];
+      if (!(field in allowed)) problems.push(`${r.type} ${r.name}: input ${field || "(all)"} is secret (at ${p || "the root"})`);
+    }
+  }
+  return problems;
+}

@@ -5,7 +5,7 @@ import { expect } from "chai";
 import { POD_SECURITY } from "../components/platform";
 import type { Evaluation } from "./harness";
 import { k8sObjects, ok } from "./harness";
-import { isNamespaced, podSecurityViolations, podSpecs, referenceProblems, schemaProblems } from "./checks";
+import { isNamespaced, podSecurityViolations, podSpecs, referenceProblems, schemaProblems, secretTaintProblems } from "./checks";
 
 export function objectChecks(name: string, load: () => Promise<Evaluation>): void {
   describe(`${name}: every registered object`, () => {
@@ -56,6 +56,10 @@ export function objectChecks(name: string, load: () => Promise<Evaluation>): voi
           }
         }
       }
+    });
+
+    it("keeps Pulumi secrets out of every input that is not a credential (previews show field diffs)", async () => {
+      expect(secretTaintProblems(ok(await load()))).to.deep.equal([]);
     });
 
     it("sets resource requests and limits on every container", async () => {

@@ -80,9 +80,14 @@ export function spread(selector: Record<string, string>) {
   };
 }
 
-/** sha256 of any (possibly secret) input: a pod-template annotation that rolls pods when config changes. */
+/**
+ * sha256 of any (possibly secret) input: a pod-template annotation that rolls pods when config
+ * changes. Never a secret itself: the inputs hashed are high-entropy generated values, so the hash
+ * reveals nothing, while a secret annotation would make Pulumi treat the workload's whole `spec` as
+ * secret and `pulumi preview` would show `[secret]` instead of the diff a reviewer needs.
+ */
 export function checksum(value: pulumi.Input<object | string>): pulumi.Output<string> {
-  return pulumi.output(value).apply((v) => crypto.createHash("sha256").update(JSON.stringify(v)).digest("hex"));
+  return pulumi.unsecret(pulumi.output(value).apply((v) => crypto.createHash("sha256").update(JSON.stringify(v)).digest("hex")));
 }
 
 /** Env var read from a Secret key (credentials never appear as literal env values). */
