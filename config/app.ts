@@ -3,14 +3,13 @@
 // new entry only names what differs from its kind's template (see withAppTemplates).
 import { z } from "zod";
 import type { Environment } from "./common";
-import { appImage, hpa, perEnv, port, requireAppImage, res, resources } from "./common";
+import { appImage, cidr, hpa, perEnv, port, requireAppImage, res, resources } from "./common";
 import type { WithoutImage } from "./dependencies";
 import { DEPENDENCIES, envMap, logLevel, shortName } from "./dependencies";
 import { PYTHON_IMAGE } from "./verify";
 import { workerPoolTemplate } from "./workers";
 
 const routePath = z.string().regex(/^\/([a-z0-9._-]+(\/[a-z0-9._-]+)*)?$/, "must be a path prefix such as / or /api/auth");
-const cidr = z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, "must be an IPv4 CIDR such as 203.0.113.0/24");
 
 const probe = z.strictObject({
   path: z.string().regex(/^\/\S*$/, "must be an HTTP path"),

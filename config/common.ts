@@ -71,6 +71,11 @@ export function requireAppImage(w: { enabled: boolean; image?: string }, path: (
 }
 
 export const port = z.number().int().min(1).max(65535);
+
+/** An IPv4 or IPv6 CIDR (NetworkPolicy ipBlock). */
+export const cidr = z
+  .string()
+  .regex(/^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$|^[0-9a-f:]+\/\d{1,3}$/, "must be a CIDR such as 10.0.0.0/8 or 203.0.113.7/32");
 export const dnsLabel = z
   .string()
   .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a DNS-1123 label (lowercase letters, digits, '-')")

@@ -2,12 +2,10 @@
 // The domain is per deployment, so it has no default: each stack file names it.
 import { z } from "zod";
 import type { Environment } from "./common";
-import { hostname, image, perEnv, port, res, resources, storage } from "./common";
+import { cidr, hostname, image, perEnv, port, res, resources, storage } from "./common";
 
 /** A mailbox local part ("info" in info@example.com); the address is <name>@<mail.domain>. */
 export const localPart = z.string().regex(/^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$/, "must be a mailbox name such as info or no-reply (lowercase)");
-
-const cidr = z.string().regex(/^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$|^[0-9a-f:]+\/\d{1,3}$/, "must be a CIDR such as 10.0.0.0/8");
 
 const postfixSchema = z.strictObject({
   image: image,

@@ -1,6 +1,7 @@
 // The one configuration of a stack: every tier's settings, validated as a whole.
 // Tier schemas and their environment defaults live beside this file, one file per area.
 import { z } from "zod";
+import { backupsDefaults, backupsSchema } from "./backups";
 import { ENVIRONMENTS } from "./common";
 import type { Environment } from "./common";
 import type { Dependency } from "./dependencies";
@@ -37,6 +38,7 @@ export const rootSchema = z
     edge: edgeSchema,
     monitoring: monitoringSchema,
     verify: verifySchema,
+    backups: backupsSchema,
   })
   .superRefine((cfg, ctx) => {
     // A tier that needs a store cannot run while the store is off (config/data.ts).
@@ -94,6 +96,11 @@ export function requiredSecrets(cfg: PlatformConfig): Map<string, string> {
   if (cfg.mail.enabled && cfg.mail.relay?.username) wanted.set("smtpRelayPassword", "mail.relay.username");
   const spanStore = cfg.jaeger.enabled ? cfg.jaeger.storage.external : undefined;
   if (spanStore?.passwordSecret) wanted.set(spanStore.passwordSecret, "jaeger.storage.external.passwordSecret");
+  const objectStore = cfg.backups.objectStore;
+  if (objectStore) {
+    wanted.set(objectStore.accessKeyIdSecret, "backups.objectStore.accessKeyIdSecret");
+    wanted.set(objectStore.secretAccessKeySecret, "backups.objectStore.secretAccessKeySecret");
+  }
   return wanted;
 }
 
@@ -123,5 +130,6 @@ export function defaultsFor(env: Environment): RawConfig {
     edge: edgeDefaults(env),
     monitoring: monitoringDefaults(env),
     verify: verifyDefaults(env),
+    backups: backupsDefaults(),
   };
 }

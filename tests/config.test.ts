@@ -32,6 +32,9 @@ const set = (path: string, value: unknown) => (raw: Record<string, any>) => {
   node[key] = value;
 };
 
+/** A complete object store setting, as a stack file would give it (region, path style and secret names defaulted). */
+const OBJECT_STORE = { endpoint: "https://minio.example.com:9000", bucket: "backups", prefix: "email-platform/prod", cidrs: ["203.0.113.7/32"], pathStyle: true };
+
 describe("configuration", () => {
   for (const stack of STACKS) {
     it(`${stack}: the real stack file is valid`, () => {
@@ -74,6 +77,10 @@ describe("configuration", () => {
     ["prod", "a bad external env var name", set("secrets.external", { "openai-key": "openaiApiKey" }), "secrets.external.openai-key", /env var name/],
     ["prod", "a zero termination grace period", set("workers.terminationGracePeriodSeconds", 0), "workers.terminationGracePeriodSeconds", /got 0/],
     ["prod", "CPU utilization above 100%", set("services.api.hpa.cpuUtilization", 150), "services.api.hpa.cpuUtilization", /150/],
+    ["prod", "an object store over plain HTTP", set("backups.objectStore", { ...OBJECT_STORE, endpoint: "http://minio.example.com:9000" }), "backups.objectStore.endpoint", /https:\/\//],
+    ["prod", "an object store without addresses", set("backups.objectStore", { ...OBJECT_STORE, cidrs: [] }), "backups.objectStore.cidrs", /egress is allowed to these only/],
+    ["prod", "an object store bucket with capitals", set("backups.objectStore", { ...OBJECT_STORE, bucket: "Backups" }), "backups.objectStore.bucket", /S3 bucket name/],
+    ["prod", "an object store without its access key", set("backups.objectStore", OBJECT_STORE), "objectStoreAccessKeyId", /required secret.*backups\.objectStore\.accessKeyIdSecret/],
   ];
 
   for (const [stack, what, edit, key, words] of cases) {
@@ -106,6 +113,12 @@ describe("configuration", () => {
   it("accepts an external secret once it is set as a secret", () => {
     const raw = { ...stackRaw("prod"), secrets: { external: { OPENAI_API_KEY: "openaiApiKey" } } };
     expect(() => parseConfig(raw, { stack: "prod", secretKeys: new Set(["openaiApiKey"]) })).to.not.throw();
+  });
+
+  it("accepts an object store once its credentials are set as secrets, filling in region and secret names", () => {
+    const raw = { ...stackRaw("prod"), backups: { objectStore: OBJECT_STORE } };
+    const cfg = parseConfig(raw, { stack: "prod", secretKeys: new Set(["objectStoreAccessKeyId", "objectStoreSecretAccessKey"]) });
+    expect(cfg.backups.objectStore).to.deep.include({ region: "us-east-1", pathStyle: true, accessKeyIdSecret: "objectStoreAccessKeyId" });
   });
 
   it("suggests the nearest key only when it is close", () => {

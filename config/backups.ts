@@ -1,0 +1,62 @@
+// Off-cluster backups: one S3-compatible object store that every backup of the platform copies
+// to (store dumps, the Postgres WAL archive and base backups, mailboxes), so that losing the
+// cluster's storage never loses the data and its backups together.
+import { z } from "zod";
+import { cidr } from "./common";
+
+/** A secret config key (`pulumi config set --secret <key>`). */
+const secretKey = z.string().regex(/^[a-z][A-Za-z0-9]*$/, "must be a camelCase config key");
+
+/** S3 bucket naming rules (the subset every S3 implementation accepts). */
+const bucket = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "must be an S3 bucket name (3-63 lowercase letters, digits, '.', '-')")
+  .refine((b) => !/\.\.|^\d+\.\d+\.\d+\.\d+$/.test(b), "must be an S3 bucket name (no '..', not an IP address)");
+
+export const objectStoreSchema = z.strictObject({
+  /**
+   * The S3 API endpoint, https only: backups travel encrypted, and pgBackRest speaks TLS only.
+   * AWS: https://s3.<region>.amazonaws.com; MinIO and the like: their URL, with pathStyle true.
+   */
+  endpoint: z.url({ protocol: /^https$/, error: "must be an https:// URL such as https://s3.eu-west-1.amazonaws.com" }),
+  bucket: bucket,
+  /** Key prefix inside the bucket; each store writes below <prefix>/<store>/. */
+  prefix: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._/-]*[A-Za-z0-9]$/, "must be a key prefix such as email-platform/prod (no leading or trailing '/')"),
+  region: z.string().regex(/^[a-z0-9-]+$/, "must be a region such as eu-west-1"),
+  /** Path-style addressing (https://host/bucket/key), which MinIO-like stores need. */
+  pathStyle: z.boolean(),
+  /**
+   * The store's addresses: backup pods may reach these CIDRs on the endpoint's port and nothing
+   * else outside the cluster (NetworkPolicy egress).
+   */
+  cidrs: z.array(cidr).min(1, "must list the object store's addresses (NetworkPolicy egress is allowed to these only)"),
+  /** Secret config keys holding the access key pair (never in the stack file). */
+  accessKeyIdSecret: secretKey,
+  secretAccessKeySecret: secretKey,
+});
+export type ObjectStoreConfig = z.infer<typeof objectStoreSchema>;
+
+/** What a stack file may leave out of backups.objectStore. */
+export const OBJECT_STORE_DEFAULTS = {
+  region: "us-east-1",
+  pathStyle: false,
+  accessKeyIdSecret: "objectStoreAccessKeyId",
+  secretAccessKeySecret: "objectStoreSecretAccessKey",
+} as const;
+
+export const backupsSchema = z.strictObject({
+  /** Where every backup is copied; unset keeps backups on in-cluster volumes only. */
+  objectStore: z
+    .preprocess((v) => (v && typeof v === "object" && !Array.isArray(v) ? { ...OBJECT_STORE_DEFAULTS, ...v } : v), objectStoreSchema)
+    .optional(),
+});
+
+export function backupsDefaults(): z.input<typeof backupsSchema> {
+  return {};
+}
+
+/** Host and port of the endpoint (the port the egress rule opens). */
+export function objectStoreAddress(s: ObjectStoreConfig): { host: string; port: number } {
+  const u = new URL(s.endpoint);
+  return { host: u.hostname, port: u.port ? Number(u.port) : 443 };
+}
