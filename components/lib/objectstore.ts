@@ -1,7 +1,7 @@
 // The shared off-cluster object store (config/backups.ts): its credentials as a Secret in the
 // namespace of the pods that upload, and the one egress edge those pods get (its CIDRs, its port).
 import * as k8s from "@pulumi/kubernetes";
-import * as pulumi from "@pulumi/pulumi";
+import type * as pulumi from "@pulumi/pulumi";
 import { objectStoreAddress } from "../../config/backups";
 import type { ObjectStoreConfig } from "../../config/backups";
 import type { PlatformConfig } from "../../config/schema";
