@@ -85,9 +85,9 @@ export async function startPod(sb: Sandbox, ev: Evaluation, obj: K8sObject, opts
   const services = objectsOf(ev, "Service")
     .filter((s) => s.metadata.namespace === namespace && s.spec.selector && Object.entries(s.spec.selector).every(([k, v]) => labels[k] === v))
     .map((s) => s.metadata.name as string);
-  const pod =
-    opts.pod ??
-    sb.pod(podName, { namespace, subdomain: isSet ? obj.spec.serviceName : undefined, services: services.filter((s) => !(isSet && s === obj.spec.serviceName)) });
+  // Every Service that selects the pod answers with its address, the StatefulSet's governing
+  // Service too (a ClusterIP one routes to it; a headless one lists it).
+  const pod = opts.pod ?? sb.pod(podName, { namespace, subdomain: isSet ? obj.spec.serviceName : undefined, services });
   if (!opts.pod) await sb.applyDns();
 
   const podDir = path.join(sb.dir, "pods", podName, "volumes");
