@@ -103,6 +103,8 @@ export function smtpListeners(m: MailModel): Listener[] {
   const submissionOpts = [
     "smtpd_tls_security_level=encrypt",
     "smtpd_sasl_auth_enable=yes",
+    // encrypt alone already hides and refuses AUTH before STARTTLS (Postfix answers 530 to all but
+    // EHLO/STARTTLS); this keeps passwords off plain text should the level ever be relaxed.
     "smtpd_tls_auth_only=yes",
     "smtpd_client_restrictions=permit_sasl_authenticated,reject",
     "smtpd_sender_restrictions=reject_sender_login_mismatch",

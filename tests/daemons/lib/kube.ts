@@ -20,6 +20,27 @@ export async function renderReal(opts: Omit<EvaluateOptions, "mocks">): Promise<
   return ev;
 }
 
+/**
+ * The evaluation plus objects that exist in the cluster without the program rendering them (the
+ * Secret cert-manager writes for a Certificate): test fixtures, found by object(), secretData()
+ * and the pod volumes like rendered objects. The evaluation itself is left as it was.
+ */
+export function withObjects(ev: Evaluation, objects: K8sObject[]): Evaluation {
+  const fixtures = objects.map((obj) => ({
+    type: `kubernetes:${String(obj.apiVersion).includes("/") ? obj.apiVersion : `core/${obj.apiVersion}`}:${obj.kind}`,
+    name: `fixture-${obj.metadata.name}`,
+    urn: "",
+    custom: true,
+    inputs: obj,
+    secretPaths: [],
+    state: {},
+    parent: "",
+    provider: "",
+    options: { protect: false, retainOnDelete: false, deleteBeforeReplace: false, dependsOn: [], ignoreChanges: [], replaceOnChanges: [] },
+  }));
+  return { ...ev, resources: [...ev.resources, ...fixtures] };
+}
+
 export function objectsOf(ev: Evaluation, kind: string): K8sObject[] {
   return k8sObjects(ev).filter(({ obj }) => obj.kind === kind).map(({ obj }) => obj);
 }
@@ -85,9 +106,9 @@ export async function startPod(sb: Sandbox, ev: Evaluation, obj: K8sObject, opts
   const services = objectsOf(ev, "Service")
     .filter((s) => s.metadata.namespace === namespace && s.spec.selector && Object.entries(s.spec.selector).every(([k, v]) => labels[k] === v))
     .map((s) => s.metadata.name as string);
-  const pod =
-    opts.pod ??
-    sb.pod(podName, { namespace, subdomain: isSet ? obj.spec.serviceName : undefined, services: services.filter((s) => !(isSet && s === obj.spec.serviceName)) });
+  // Every Service that selects the pod answers with its address, the StatefulSet's governing
+  // Service too (a ClusterIP one routes to it; a headless one lists it).
+  const pod = opts.pod ?? sb.pod(podName, { namespace, subdomain: isSet ? obj.spec.serviceName : undefined, services });
   if (!opts.pod) await sb.applyDns();
 
   const podDir = path.join(sb.dir, "pods", podName, "volumes");

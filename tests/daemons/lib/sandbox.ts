@@ -8,6 +8,7 @@
 import { spawn, spawnSync } from "child_process";
 import type { ChildProcess } from "child_process";
 import * as fs from "fs";
+import * as net from "net";
 import * as os from "os";
 import * as path from "path";
 
@@ -158,22 +159,38 @@ export class Container {
       "setpriv", ...uidArgs, ...rootGroups, ...capArgs, ...(r.noNewPrivs ? ["--no-new-privs"] : []),
       "env", "-i", `--chdir=${r.workdir ?? "/"}`, ...env, ...r.argv,
     ];
-    this.child = spawn(argv[0], argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
+    // The container's stdout and stderr are a pipe, as under a container runtime. Node's "pipe"
+    // stdio is a socket, on which open("/dev/stdout") fails (ENXIO): daemons configured to log to
+    // /dev/stdout (Postfix's maillog_file, Dovecot's log_path) need to open it.
+    const fifo = path.join(rootDir, "output");
+    sh(["mkfifo", "-m", "0600", fifo]);
+    const readFd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    const writeFd = fs.openSync(fifo, fs.constants.O_WRONLY);
+    this.child = spawn(argv[0], argv.slice(1), { stdio: ["ignore", writeFd, writeFd] });
+    fs.closeSync(writeFd);
+    const output = new net.Socket({ fd: readFd, readable: true, writable: false });
+    const outputClosed = new Promise((r) => output.on("close", r));
     const logFile = fs.createWriteStream(path.join(rootDir, "log"));
-    const onData = (d: Buffer) => {
+    let partial = "";
+    output.on("data", (d: Buffer) => {
       logFile.write(d);
-      for (const line of d.toString().split("\n")) if (line) this.log.push(line);
-    };
-    this.child.stdout!.on("data", onData);
-    this.child.stderr!.on("data", onData);
+      const lines = (partial + d.toString()).split("\n");
+      partial = lines.pop() ?? "";
+      for (const line of lines) if (line) this.log.push(line);
+    });
+    output.on("error", () => undefined);
     // Exited means gone: the outer process first, then the container's PID 1 (whose death makes
     // the kernel kill the rest of its PID namespace), so its ports are free when this resolves.
     this.exited = new Promise((resolve) =>
       this.child.on("exit", (code) => {
         void waitFor(`${this.name}'s PID 1 to go`, () => this.initPid === undefined || !alive(this.initPid), 10_000, 20)
           .catch(() => undefined)
+          // Every writer is gone with the PID namespace: the pipe reaches end of file.
+          .then(() => Promise.race([outputClosed, idle(2000)]))
           .then(() => {
+            if (partial) this.log.push(partial);
             this.exitCode = code;
+            output.destroy();
             logFile.end();
             resolve(code);
           });
@@ -360,7 +377,8 @@ export class Pod {
       `mount -t proc proc ${q(root + "/proc")}`,
       `mount --rbind /sys ${q(root + "/sys")}`,
       // Fresh /run and /tmp, as in an image (the host's would leak in through the overlay).
-      `mount -t tmpfs tmpfs ${q(root + "/run")}`,
+      // /run as images have it (0755; a tmpfs defaults to 1777, which OpenDKIM's safe-key check refuses).
+      `mount -t tmpfs -o mode=0755 tmpfs ${q(root + "/run")}`,
       `mount -t tmpfs tmpfs ${q(root + "/tmp")}`,
       `chmod 1777 ${q(root + "/tmp")}`,
     ];

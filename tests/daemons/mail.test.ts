@@ -1,0 +1,602 @@
+// The mail tier from the rendered dev and prod stacks: the Postfix pod (postfix + opendkim) and the
+// Dovecot pod started from their StatefulSets, with the rendered main.cf/master.cf/opendkim.conf/
+// dovecot.conf, Secrets and probes. Clients run next to them as the app would: submission with
+// the app's Secret, SMTP from the internet on 25, IMAP/POP3 with the generated passwords, DKIM
+// checked against the TXT record the program outputs. Then the variants: PROXY protocol, an
+// authenticated smarthost, and Dovecot on a shared ReadWriteMany volume.
+import { expect } from "chai";
+import { spawnSync } from "child_process";
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as path from "path";
+import { PORTS } from "../../components/lib/ports";
+import type { PlatformConfig } from "../../config/schema";
+import { configOf } from "../harness";
+import type { Evaluation, K8sObject } from "../harness";
+import { issue, testCa } from "./lib/cert-manager";
+import { useSandbox, versionOf } from "./lib/group";
+import type { GroupContext } from "./lib/group";
+import { object, objectsOf, renderReal, secretData, startPod, waitReady, withObjects } from "./lib/kube";
+import type { RunningPod } from "./lib/kube";
+import type { Pod, Sandbox } from "./lib/sandbox";
+import { waitFor } from "./lib/sandbox";
+
+const CLIENTS = path.join(__dirname, "clients");
+const PY = "/usr/bin/python3";
+const prod = configOf("prod");
+
+/** The sidecar runs from the Postfix image; its version is printed beside the image's. */
+function opendkimVersion(): string {
+  const r = spawnSync("/usr/sbin/opendkim", ["-V"], { encoding: "utf8" });
+  return `${(r.stdout || r.stderr).split("\n")[0].replace(/^opendkim: /, "")} (sidecar)`;
+}
+
+const token = () => crypto.randomBytes(6).toString("hex");
+
+/** A running mail tier and what a client needs to talk to it. */
+interface Mail {
+  ev: Evaluation;
+  cfg: PlatformConfig;
+  /** Mail namespace and domain, from config. */
+  ns: string;
+  domain: string;
+  postfix: RunningPod;
+  dovecot: RunningPod[];
+  /** A pod in the app namespace: where the app's submission client runs. */
+  client: Pod;
+  /** Another client address (wrong passwords come from here). */
+  intruder: Pod;
+  /** Stack output mailUserPasswords. */
+  passwords: Record<string, string>;
+  /** The app's Secret mail-submission (SMTP_HOST, SMTP_USER, SMTP_PASSWORD, SMTP_TLS_SERVER_NAME, ...). */
+  app: Record<string, string>;
+  /** Trust anchor and name for verifying the mail certificate (as the app verifies STARTTLS). */
+  tls: { cafile: string; servername: string };
+  /** Set when a pod did not become ready; the first test reports it. */
+  notReady?: Error;
+}
+
+interface StartOptions {
+  stack: "dev" | "prod";
+  set?: Record<string, unknown>;
+  secrets?: Record<string, string>;
+  /** Dovecot replicas to start (ordinals 0..n-1); default 1. */
+  dovecotReplicas?: number;
+}
+
+/**
+ * What the operator pastes into the domain's zone (stack output mailDnsZone), answered by the
+ * sandbox's resolver: TXT records (the DKIM key among them, its value split into 255-character
+ * strings that resolvers join again) and the MX.
+ */
+function publishZone(sb: Sandbox, zone: string): void {
+  for (const line of zone.trim().split("\n")) {
+    const m = /^(\S+)\.\s+\d+\s+IN\s+(TXT|MX)\s+(.*)$/.exec(line);
+    if (!m) throw new Error(`unexpected zone line: ${line}`);
+    const [, name, type, value] = m;
+    if (type === "TXT") sb.addTxt(name, [...value.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((q) => q[1].replace(/\\(.)/g, "$1")).join(""));
+    else sb.addMx(name, value.split(/\s+/)[1].replace(/\.$/, ""));
+  }
+}
+
+/**
+ * Renders the stack, publishes its DNS zone, starts Dovecot and Postfix from their StatefulSets
+ * and waits for every readiness probe. Postfix runs one replica: prod's second is an identical,
+ * independent MTA with its own queue.
+ */
+async function startMail(sb: Sandbox, opts: StartOptions): Promise<Mail> {
+  let ev = await renderReal({ stack: opts.stack, set: opts.set, secrets: opts.secrets });
+  const cfg = configOf(ev);
+  const ns = cfg.platform.mailNamespace;
+  const domain = cfg.mail.domain!;
+  let cafile: string;
+  const certificates = objectsOf(ev, "Certificate").filter((c) => c.metadata.namespace === ns);
+  if (certificates.length) {
+    // Test fixture: with an issuer, cert-manager writes Secret mail-tls from the rendered Certificate.
+    // No cert-manager runs here, so a test CA issues what the Certificate asks for.
+    const ca = testCa(path.join(sb.dir, "ca"));
+    ev = withObjects(ev, certificates.map((c) => issue(c, ca)));
+    cafile = ca.file;
+  } else {
+    // dev: the generated self-signed certificate is its own trust anchor.
+    cafile = path.join(sb.dir, "mail-tls.crt");
+    fs.writeFileSync(cafile, secretData(ev, "mail-tls", ns)["tls.crt"]);
+  }
+  const app = secretData(ev, "mail-submission", cfg.platform.namespace);
+  publishZone(sb, String(ev.outputs.mailDnsZone));
+  const dovecot: RunningPod[] = [];
+  for (let i = 0; i < (opts.dovecotReplicas ?? 1); i++) dovecot.push(await startPod(sb, ev, object(ev, "StatefulSet", "dovecot", ns), { ordinal: i }));
+  const postfix = await startPod(sb, ev, object(ev, "StatefulSet", "postfix", ns));
+  const client = sb.pod("app-client", { namespace: cfg.platform.namespace });
+  const intruder = sb.pod("intruder", { namespace: cfg.platform.namespace });
+  await sb.applyDns();
+  const mail: Mail = { ev, cfg, ns, domain, postfix, dovecot, client, intruder, passwords: ev.outputs.mailUserPasswords as Record<string, string>, app, tls: { cafile, servername: app.SMTP_TLS_SERVER_NAME } };
+  try {
+    await Promise.all([...dovecot.map((d) => waitReady(d, "dovecot", 30_000)), waitReady(postfix, "postfix", 30_000), waitReady(postfix, "opendkim", 30_000)]);
+  } catch (e) {
+    mail.notReady = e as Error;
+  }
+  return mail;
+}
+
+/** Runs clients/mail_client.py in the client pod; passwords travel in the environment. */
+async function mailClient(m: Mail, cmd: "smtp" | "imap" | "pop3" | "raw", opts: Record<string, unknown>, env: Record<string, string> = {}): Promise<any> {
+  const r = await m.client.exec([PY, path.join(CLIENTS, "mail_client.py"), cmd, JSON.stringify(opts)], { env, timeoutMs: 60_000 });
+  if (r.code !== 0) throw new Error(`mail_client.py ${cmd} exited ${r.code}: ${r.stderr.trim()}`);
+  return JSON.parse(r.stdout);
+}
+
+interface Step {
+  step: string;
+  code?: number;
+  text?: string;
+  features?: string[];
+  tls?: { version: string; san: string[] };
+  error?: string;
+}
+
+/** The replies to each step of an SMTP session, by step name (repeated steps in order). */
+function steps(result: { steps: Step[] }): (name: string, nth?: number) => Step {
+  return (name, nth = 0) => {
+    const hit = result.steps.filter((s) => s.step === name)[nth];
+    if (!hit) throw new Error(`no reply to ${name} #${nth}: ${JSON.stringify(result)}`);
+    return hit;
+  };
+}
+
+const postfixHost = (m: Mail) => `postfix.${m.ns}.svc.cluster.local`;
+const dovecotHost = (m: Mail) => `dovecot.${m.ns}.svc.cluster.local`;
+const address = (m: Mail, user: string) => `${user}@${m.domain}`;
+
+/** Authenticated submission as the app sends (587 STARTTLS, or 465): one message, every reply kept. */
+async function submit(m: Mail, o: { user: string; password: string; from?: string; to: string[]; subject: string; port?: number }): Promise<{ steps: Step[]; greeting: string[] }> {
+  const port = o.port ?? PORTS.postfix.submission;
+  const implicit = port === PORTS.postfix.smtps;
+  const from = o.from ?? o.user;
+  return mailClient(
+    m,
+    "smtp",
+    {
+      host: postfixHost(m),
+      port,
+      tls: implicit ? "implicit" : "starttls",
+      ...m.tls,
+      steps: [
+        ["ehlo"],
+        ...(implicit ? [] : [["starttls"], ["ehlo"]]),
+        ["auth", o.user, "env:PW"],
+        ["mail", from],
+        ...o.to.map((t) => ["rcpt", t]),
+        ["data", { from, to: o.to.join(", "), subject: o.subject }],
+        ["quit"],
+      ],
+    },
+    { PW: o.password },
+  );
+}
+
+/** Reads the newest message whose Subject holds `find` over IMAP (waits for delivery). */
+async function imapRead(m: Mail, o: { user: string; find: string; port?: number; host?: string }): Promise<any> {
+  const port = o.port ?? PORTS.dovecot.imap;
+  return mailClient(
+    m,
+    "imap",
+    { host: o.host ?? dovecotHost(m), port, tls: port === PORTS.dovecot.imaps ? "implicit" : "starttls", ...m.tls, user: address(m, o.user), password: "env:PW", find: o.find, wait: 20 },
+    { PW: m.passwords[o.user] },
+  );
+}
+
+/** Queue id from Postfix's "250 2.0.0 Ok: queued as <id>". */
+function queueId(reply: Step): string {
+  const id = /queued as (\w+)/.exec(reply.text ?? "")?.[1];
+  if (!id) throw new Error(`message not queued: ${JSON.stringify(reply)}`);
+  return id;
+}
+
+/** Verifies a message's DKIM signature in the client pod: the key comes from the sandbox DNS. */
+async function dkimVerify(sb: Sandbox, m: Mail, message: Buffer): Promise<{ verified: boolean; signature?: Record<string, string>; log: string[] }> {
+  const file = path.join(sb.dir, `message-${token()}.eml`);
+  fs.writeFileSync(file, message);
+  const r = await m.client.exec([PY, path.join(CLIENTS, "mail_client.py"), "dkim", file]);
+  if (r.code !== 0) throw new Error(`dkim check exited ${r.code}: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+/** The test the whole describe depends on: every pod came up. */
+function startsTest(get: () => Mail) {
+  it("starts Postfix, OpenDKIM and Dovecot from the rendered StatefulSets; every readiness probe passes", () => {
+    const m = get();
+    if (m.notReady) throw m.notReady;
+    expect(m.postfix.containers.postfix.running && m.postfix.containers.opendkim.running).to.equal(true);
+    for (const d of m.dovecot) expect(d.containers.dovecot.running).to.equal(true);
+  });
+}
+
+/** The behaviour every stack must have; prod differs in TLS (cert-manager) and sizes. */
+function coreTests(ctx: GroupContext, get: () => Mail) {
+  startsTest(get);
+
+  it("postfix check, postconf, doveconf -n and opendkim -n accept the rendered files without a warning", async () => {
+    const m = get();
+    const pf = m.postfix.containers.postfix;
+    const check = await pf.exec(["postfix", "check"]);
+    expect(check.code, check.stderr).to.equal(0);
+    expect(check.stdout + check.stderr).to.equal("");
+    // -n: only what main.cf sets; unknown or misspelled parameters are warned about on stderr.
+    const n = await pf.exec(["postconf", "-n"]);
+    expect(n.code, n.stderr).to.equal(0);
+    expect(n.stderr).to.equal("");
+    const main = Object.fromEntries(n.stdout.trim().split("\n").map((l) => [l.slice(0, l.indexOf(" = ")), l.slice(l.indexOf(" = ") + 3)]));
+    expect(main.virtual_transport).to.equal(`lmtp:inet:${dovecotHost(m)}:${PORTS.dovecot.lmtp}`);
+    expect(main.smtpd_sasl_path).to.equal(`inet:${dovecotHost(m)}:${PORTS.dovecot.auth}`);
+    expect(Number(main.message_size_limit)).to.equal(m.cfg.mail.postfix.messageSizeLimit);
+    const master = await pf.exec(["postconf", "-M"]);
+    expect(master.code, master.stderr).to.equal(0);
+    expect(master.stderr).to.equal("");
+    const dove = await m.dovecot[0].containers.dovecot.exec(["doveconf", "-n"]);
+    expect(dove.code, dove.stderr).to.equal(0);
+    expect(dove.stderr).to.equal("");
+    const dkim = await m.postfix.containers.opendkim.exec(["opendkim", "-n", "-x", "/etc/postfix-k8s/opendkim.conf"]);
+    expect(dkim.code, dkim.stdout + dkim.stderr).to.equal(0);
+    expect(dkim.stdout + dkim.stderr).to.equal("");
+  });
+
+  it("submission (587): no AUTH before STARTTLS; then the app's Secret logs in over verified TLS and a wrong password is refused", async () => {
+    const m = get();
+    const subject = `submission ${token()}`;
+    const to = address(m, m.cfg.mail.postmaster);
+    const session = (pod: Pod, password: string) =>
+      mailClient(
+        { ...m, client: pod },
+        "smtp",
+        {
+          host: m.app.SMTP_HOST,
+          port: Number(m.app.SMTP_PORT),
+          tls: "starttls",
+          ...m.tls,
+          steps: [
+            ["ehlo"],
+            ["auth", m.app.SMTP_USER, "env:PW"],
+            ["mail", m.app.SMTP_FROM],
+            ["starttls"],
+            ["ehlo"],
+            ["auth", m.app.SMTP_USER, "env:PW"],
+            ["mail", m.app.SMTP_FROM],
+            ["rcpt", to],
+            ["data", { from: m.app.SMTP_FROM, to, subject }],
+            ["quit"],
+          ],
+        },
+        { PW: password },
+      );
+    // The wrong password comes from another address: Dovecot slows down further logins from an
+    // address that failed (auth penalty), which would slow every later test of the app's client.
+    const [r, wrong] = await Promise.all([session(m.client, m.app.SMTP_PASSWORD), session(m.intruder, `${m.app.SMTP_PASSWORD}x`)]);
+    const s = steps(r);
+    // Before TLS: AUTH neither offered nor accepted, and no mail either.
+    expect(s("ehlo").features).to.include("starttls").and.not.include("auth");
+    expect(s("auth").code, s("auth").text).to.be.within(500, 599);
+    expect(s("mail").code, s("mail").text).to.equal(530);
+    // After STARTTLS (certificate verified for SMTP_TLS_SERVER_NAME), AUTH is offered.
+    expect(s("starttls").tls!.version).to.be.oneOf(m.cfg.mail.tls.minProtocol === "TLSv1.3" ? ["TLSv1.3"] : ["TLSv1.2", "TLSv1.3"]);
+    expect(s("ehlo", 1).features).to.include("auth");
+    expect(s("auth", 1).code, s("auth", 1).text).to.equal(235);
+    expect(s("mail", 1).code).to.equal(250);
+    expect(s("rcpt").code, s("rcpt").text).to.equal(250);
+    queueId(s("data"));
+    const w = steps(wrong);
+    expect(w("auth", 1).code, w("auth", 1).text).to.equal(535);
+    // Not logged in, so no recipient: the submission listener serves authenticated clients only.
+    expect(w("rcpt").code, w("rcpt").text).to.equal(554);
+    expect(wrong.steps.some((x: Step) => /queued as/.test(x.text ?? ""))).to.equal(false);
+  });
+
+  it("smtps (465, implicit TLS): logs in with the generated password and accepts a message", async () => {
+    const m = get();
+    const user = m.cfg.mail.postmaster;
+    const r = await submit(m, { user: address(m, user), password: m.passwords[user], to: [address(m, user)], subject: `smtps ${token()}`, port: PORTS.postfix.smtps });
+    const s = steps(r);
+    expect(r.greeting[0]).to.equal("220");
+    expect(s("ehlo").features).to.include("auth");
+    expect(s("auth").code, s("auth").text).to.equal(235);
+    queueId(s("data"));
+  });
+
+  it("port 25: accepts mail for a local user and a role alias, refuses unknown users and relaying, offers no AUTH", async () => {
+    const m = get();
+    const subject = `inbound ${token()}`;
+    const local = address(m, m.cfg.mail.postmaster);
+    const r = await mailClient(m, "smtp", {
+      host: postfixHost(m),
+      port: PORTS.postfix.smtp,
+      ...m.tls,
+      steps: [
+        ["ehlo"],
+        ["starttls"],
+        ["ehlo"],
+        ["mail", "sender@example.net"],
+        ["rcpt", local],
+        ["rcpt", address(m, "abuse")],
+        ["rcpt", address(m, `nobody-${token()}`)],
+        ["rcpt", "someone@example.org"],
+        ["data", { from: "sender@example.net", to: local, subject }],
+        ["quit"],
+      ],
+    });
+    const s = steps(r);
+    expect(s("ehlo", 1).features).to.not.include("auth");
+    expect(s("rcpt", 0).code, s("rcpt", 0).text).to.equal(250);
+    expect(s("rcpt", 1).code, s("rcpt", 1).text).to.equal(250);
+    expect(s("rcpt", 2).code, s("rcpt", 2).text).to.equal(550);
+    expect(s("rcpt", 2).text).to.match(/User unknown/);
+    expect(s("rcpt", 3).code, s("rcpt", 3).text).to.equal(554);
+    expect(s("rcpt", 3).text).to.match(/Relay access denied/);
+    queueId(s("data"));
+  });
+
+  it(`delivers over LMTP to Dovecot (virtual_transport to dovecot.<ns>:${PORTS.dovecot.lmtp}), into the user's Maildir`, async () => {
+    const m = get();
+    const subject = `lmtp ${token()}`;
+    const user = m.cfg.mail.postmaster;
+    const r = await mailClient(m, "smtp", {
+      host: postfixHost(m),
+      port: PORTS.postfix.smtp,
+      steps: [["ehlo"], ["mail", "sender@example.net"], ["rcpt", address(m, user)], ["data", { from: "sender@example.net", to: address(m, user), subject }], ["quit"]],
+    });
+    const id = queueId(steps(r)("data"));
+    const lmtpHost = dovecotHost(m).replace(/\./g, "\\.");
+    const line = await m.postfix.containers.postfix.waitLog(new RegExp(`${id}: to=<${address(m, user)}>.* status=(sent|deferred|bounced)`), 20_000);
+    expect(line).to.match(new RegExp(`relay=${lmtpHost}\\[[0-9.]+\\]:${PORTS.dovecot.lmtp},.* status=sent`));
+    await m.dovecot[0].containers.dovecot.waitLog(new RegExp(`lmtp\\(${address(m, user)}\\).*saved mail to INBOX`), 10_000);
+    // On the mailbox volume, where mail_home puts it.
+    const found = await imapRead(m, { user, find: subject });
+    expect(found.found).to.equal(1);
+  });
+
+  it("IMAP: LOGIN refused before STARTTLS on 143, then reads the message; 993 (implicit TLS) too", async () => {
+    const m = get();
+    const subject = `imap ${token()}`;
+    const user = m.cfg.mail.postmaster;
+    queueId(steps(await submit(m, { user: address(m, user), password: m.passwords[user], to: [address(m, user)], subject }))("data"));
+    const plain = await mailClient(
+      m,
+      "imap",
+      { host: dovecotHost(m), port: PORTS.dovecot.imap, tls: "starttls", ...m.tls, login_before_tls: true, user: address(m, user), password: "env:PW", find: subject, wait: 20 },
+      { PW: m.passwords[user] },
+    );
+    expect(plain.capabilities_before_tls).to.include("LOGINDISABLED").and.include("STARTTLS");
+    expect(plain.login_before_tls).to.match(/^refused: .*(PRIVACYREQUIRED|Plaintext authentication disallowed)/);
+    expect(plain.starttls).to.equal("OK");
+    expect(plain.login).to.equal("OK");
+    expect(plain.found).to.equal(1);
+    expect(Buffer.from(plain.message_b64, "base64").toString()).to.include(`Subject: ${subject}`);
+    const implicit = await imapRead(m, { user, find: subject, port: PORTS.dovecot.imaps });
+    expect(implicit.tls.version).to.match(/^TLSv1\.[23]$/);
+    expect(implicit.found).to.equal(1);
+  });
+
+  it("POP3: USER/PASS refused before STLS on 110, then reads the message; 995 (implicit TLS) too", async () => {
+    const m = get();
+    const subject = `pop3 ${token()}`;
+    const user = m.cfg.mail.postmaster;
+    queueId(steps(await submit(m, { user: address(m, user), password: m.passwords[user], to: [address(m, user)], subject }))("data"));
+    // POP3 has no way to wait for a message: IMAP (same mailbox) says when it is there.
+    expect((await imapRead(m, { user, find: subject })).found).to.equal(1);
+    const pop = (port: number, extra: Record<string, unknown>) =>
+      mailClient(m, "pop3", { host: dovecotHost(m), port, ...m.tls, user: address(m, user), password: "env:PW", find: subject, ...extra }, { PW: m.passwords[user] });
+    const plain = await pop(PORTS.dovecot.pop3, { tls: "starttls", login_before_tls: true });
+    expect(plain.login_before_tls).to.match(/^refused: .*Plaintext authentication disallowed/);
+    expect(plain.starttls).to.match(/^\+OK/);
+    expect(plain.login).to.equal("OK");
+    expect(plain.found).to.equal(1);
+    const implicit = await pop(PORTS.dovecot.pop3s, { tls: "implicit" });
+    expect(implicit.login).to.equal("OK");
+    expect(implicit.found).to.equal(1);
+  });
+
+  it("DKIM: a submitted message is signed for the domain with the configured selector and verifies against the published TXT record", async () => {
+    const m = get();
+    const subject = `dkim ${token()}`;
+    const to = address(m, m.cfg.mail.postmaster);
+    queueId(steps(await submit(m, { user: m.app.SMTP_USER, password: m.app.SMTP_PASSWORD, to: [to], subject }))("data"));
+    const read = await imapRead(m, { user: m.cfg.mail.postmaster, find: subject });
+    expect(read.found).to.equal(1);
+    const result = await dkimVerify(ctx.sb, m, Buffer.from(read.message_b64, "base64"));
+    expect(result.signature, "no DKIM-Signature header").to.not.equal(null);
+    expect(result.signature!.d).to.equal(m.domain);
+    expect(result.signature!.s).to.equal(m.cfg.mail.postfix.dkim.selector);
+    expect(result.verified, result.log.join("\n")).to.equal(true);
+  });
+
+  it("refuses a sender address that is not the logged-in user's (user A cannot send as user B)", async () => {
+    const m = get();
+    const a = m.cfg.mail.appSender!;
+    const b = m.cfg.mail.users.find((u) => u !== a)!;
+    const r = await submit(m, { user: address(m, a), password: m.passwords[a], from: address(m, b), to: [address(m, b)], subject: `spoof ${token()}` });
+    const s = steps(r);
+    expect(s("auth").code).to.equal(235);
+    // Postfix delays the sender verdict to RCPT time.
+    expect(s("rcpt").code, s("rcpt").text).to.equal(553);
+    expect(s("rcpt").text).to.match(/not owned by user/);
+  });
+
+  it("the daemons logged no warning or error besides the failed login these tests provoked", () => {
+    const m = get();
+    const containers = [m.postfix.containers.postfix, m.postfix.containers.opendkim, ...m.dovecot.map((d) => d.containers.dovecot)];
+    const provoked = (l: string) => l.includes(`[${m.intruder.ip}]: SASL PLAIN authentication failed`);
+    const bad = containers.flatMap((c) => c.log.filter((l) => /\b(warning|error|fatal|panic)\b/i.test(l) && !provoked(l)).map((l) => `${c.name}: ${l}`));
+    expect(bad).to.deep.equal([]);
+  });
+}
+
+describe(`mail: postfix ${versionOf(prod.mail.postfix.image)}; ${opendkimVersion()}; dovecot ${versionOf(prod.mail.dovecot.image)}`, () => {
+  for (const stack of ["dev", "prod"] as const) {
+    describe(`${stack} stack${stack === "prod" ? " (TLS from cert-manager's Secret, issued here by a test CA)" : " (self-signed TLS)"}`, () => {
+      const ctx = useSandbox(`mail-${stack}`);
+      let m: Mail;
+      before(async () => {
+        m = await startMail(ctx.sb, { stack });
+      });
+      coreTests(ctx, () => m);
+    });
+  }
+
+  describe("prod with PROXY protocol from the load balancer", () => {
+    const ctx = useSandbox("mail-proxy");
+    // The sandbox's pod network stands for the load balancer's source range.
+    const trusted = "10.96.0.0/16";
+    let m: Mail;
+    before(async () => {
+      m = await startMail(ctx.sb, { stack: "prod", set: { "mail.exposure.proxyProtocol.enabled": true, "mail.exposure.proxyProtocol.trustedNetworks": [trusted] } });
+    });
+    startsTest(() => m);
+
+    /** The container port the public Service sends each of its ports to. */
+    const publicTargets = (service: string, workload: string): { name: string; port: number; containerPort: number }[] => {
+      const svc = object(m.ev, "Service", service, m.ns);
+      const ports: K8sObject[] = object(m.ev, "StatefulSet", workload, m.ns).spec.template.spec.containers[0].ports;
+      return svc.spec.ports.map((p: K8sObject) => ({ name: p.name, port: p.port, containerPort: ports.find((c) => c.name === p.targetPort)!.containerPort }));
+    };
+    const implicitTls = new Set(["smtps", "imaps", "pop3s"]);
+    /**
+     * A client without a PROXY header: on a plain port it speaks first (a listener without PROXY
+     * support would greet at once; one with it fails on the line); on a TLS port it starts the
+     * handshake, which only a listener without PROXY support completes.
+     */
+    const noHeader = (tls: string, line: string) => (tls === "implicit" ? {} : { send_first: line });
+
+    it("Postfix's public ports log the client address from the PROXY header and drop a connection without one", async () => {
+      const targets = publicTargets("postfix-public", "postfix");
+      expect(targets.map((t) => t.name)).to.have.members(["smtp", "smtps", "submission"]);
+      for (const [i, t] of targets.entries()) {
+        expect(t.containerPort, `${t.name} goes to the proxy listener`).to.not.equal(t.port);
+        const client = `203.0.113.${10 + i}`;
+        const tls = implicitTls.has(t.name) ? "implicit" : "none";
+        const withHeader = await mailClient(m, "raw", { host: m.postfix.pod.ip, port: t.containerPort, tls, proxy: `PROXY TCP4 ${client} 198.51.100.1 40000 ${t.port}`, send: "QUIT" });
+        expect(withHeader.greeting, `${t.name}: ${JSON.stringify(withHeader)}`).to.match(/^220 /);
+        await m.postfix.containers.postfix.waitLog(new RegExp(`connect from unknown\\[${client.replace(/\./g, "\\.")}\\]`), 10_000);
+        // Without the header Postfix never greets: it closes, after a 421 where the session got that far.
+        const without = await mailClient(m, "raw", { host: m.postfix.pod.ip, port: t.containerPort, tls, ...noHeader(tls, "EHLO client.test"), send: "QUIT" });
+        expect(without.greeting ?? "(closed)", `${t.name} without a PROXY header: ${JSON.stringify(without)}`).to.match(/^(\(closed\)|421 )/);
+      }
+    });
+
+    it("Dovecot's public ports log the client address (rip) from the PROXY header and give no greeting without one", async () => {
+      const targets = publicTargets("dovecot-public", "dovecot");
+      expect(targets.map((t) => t.name)).to.have.members(["imap", "imaps", "pop3", "pop3s"]);
+      for (const [i, t] of targets.entries()) {
+        expect(t.containerPort, `${t.name} goes to the proxy listener`).to.not.equal(t.port);
+        const client = `203.0.113.${20 + i}`;
+        const tls = implicitTls.has(t.name) ? "implicit" : "none";
+        const quit = t.name.startsWith("imap") ? "a LOGOUT" : "QUIT";
+        const withHeader = await mailClient(m, "raw", { host: m.dovecot[0].pod.ip, port: t.containerPort, tls, proxy: `PROXY TCP4 ${client} 198.51.100.1 40000 ${t.port}`, send: quit });
+        expect(withHeader.greeting, `${t.name}: ${JSON.stringify(withHeader)}`).to.match(/^(\* OK|\+OK)/);
+        await m.dovecot[0].containers.dovecot.waitLog(new RegExp(`rip=${client.replace(/\./g, "\\.")},`), 10_000);
+        const without = await mailClient(m, "raw", { host: m.dovecot[0].pod.ip, port: t.containerPort, tls, ...noHeader(tls, quit), send: quit });
+        expect(without.greeting ?? null, `${t.name} without a PROXY header: ${JSON.stringify(without)}`).to.equal(null);
+      }
+    });
+
+    it("the in-cluster Services keep the plain listeners: the app submits on 587 without a PROXY header", async () => {
+      const user = m.cfg.mail.appSender!;
+      const r = await submit(m, { user: address(m, user), password: m.passwords[user], to: [address(m, m.cfg.mail.postmaster)], subject: `plain ${token()}` });
+      queueId(steps(r)("data"));
+    });
+  });
+
+  describe("prod with an authenticated smarthost (mail.relay + smtpRelayPassword)", () => {
+    const ctx = useSandbox("mail-relay");
+    const relayPassword = crypto.randomBytes(18).toString("base64url");
+    // The recipient's domain exists (the relay path still checks recipient domains); its mail goes to the smarthost.
+    const outside = "customer.test";
+    let m: Mail;
+    let smarthost: Pod;
+    const events = () =>
+      smarthost.containers[0].log.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Record<string, any>);
+    before(async () => {
+      const set = { "mail.relay": { host: "smarthost.relay.test", port: 2525, username: "platform-relay" } };
+      m = await startMail(ctx.sb, { stack: "prod", set, secrets: { smtpRelayPassword: relayPassword } });
+      const relay = m.cfg.mail.relay!;
+      // The provider's server, in its own pod, with its own certificate.
+      const certs = path.join(ctx.sb.dir, "smarthost");
+      fs.mkdirSync(certs, { recursive: true });
+      spawnSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", `${certs}/key.pem`, "-out", `${certs}/cert.pem`, "-subj", `/CN=${relay.host}`, "-days", "1"], { stdio: "ignore" });
+      smarthost = ctx.sb.pod("smarthost", { namespace: "provider" });
+      ctx.sb.addA(relay.host, smarthost.ip);
+      ctx.sb.addMx(outside, `mx.${outside}`);
+      await ctx.sb.applyDns();
+      smarthost.start({
+        name: "smarthost",
+        argv: [PY, path.join(CLIENTS, "smarthost.py"), String(relay.port), "/certs/cert.pem", "/certs/key.pem"],
+        env: { PATH: "/usr/bin:/bin" },
+        mounts: [{ src: certs, dst: "/certs", readOnly: true }],
+      });
+      await smarthost.waitTcp(relay.port, 10_000);
+    });
+    startsTest(() => m);
+
+    it("sends outbound mail to the configured smarthost over TLS, logged in with the configured user and secret password", async () => {
+      const relay = m.cfg.mail.relay!;
+      const to = `someone@${outside}`;
+      const subject = `relay ${token()}`;
+      queueId(steps(await submit(m, { user: m.app.SMTP_USER, password: m.app.SMTP_PASSWORD, to: [to], subject }))("data"));
+      const message = await waitFor("the smarthost to receive the message", () => events().find((e) => e.event === "message" && Buffer.from(e.data_b64, "base64").toString().includes(subject)), 20_000);
+      const auth = events().find((e) => e.event === "auth");
+      expect(auth, JSON.stringify(events())).to.not.equal(undefined);
+      expect(auth!.tls).to.match(/^TLSv1\.[23]$/);
+      expect(auth!.username).to.equal(relay.username);
+      expect(auth!.password).to.equal(relayPassword);
+      expect(message.tls).to.match(/^TLSv1\.[23]$/);
+      expect(message.mail_from).to.equal(m.app.SMTP_FROM);
+      expect(message.rcpt).to.deep.equal([to]);
+      // What leaves the platform is signed and verifies against the published key.
+      const dkim = await dkimVerify(ctx.sb, m, Buffer.from(message.data_b64, "base64"));
+      expect(dkim.signature?.s).to.equal(m.cfg.mail.postfix.dkim.selector);
+      expect(dkim.verified, dkim.log.join("\n")).to.equal(true);
+    });
+  });
+
+  describe("prod with Dovecot on a shared ReadWriteMany volume (two replicas)", () => {
+    const ctx = useSandbox("mail-rwx");
+    let m: Mail;
+    before(async () => {
+      m = await startMail(ctx.sb, {
+        stack: "prod",
+        set: { "mail.dovecot.replicas": 2, "mail.dovecot.storage.accessMode": "ReadWriteMany", "mail.dovecot.storage.storageClass": "nfs-client" },
+        dovecotReplicas: 2,
+      });
+    });
+    startsTest(() => m);
+
+    it("both replicas mount the one shared claim; mail delivered through either is read through the other", async () => {
+      const claim = object(m.ev, "StatefulSet", "dovecot", m.ns).spec.template.spec.volumes.find((v: K8sObject) => v.name === "mail").persistentVolumeClaim.claimName;
+      expect(object(m.ev, "PersistentVolumeClaim", claim, m.ns).spec.accessModes).to.deep.equal(["ReadWriteMany"]);
+      const user = m.cfg.mail.postmaster;
+      const replica = (i: number) => `dovecot-${i}.dovecot.${m.ns}.svc.cluster.local`;
+      const subjects = [`rwx-0 ${token()}`, `rwx-1 ${token()}`];
+      // Postfix's route to Dovecot (LMTP), once to each replica.
+      for (const i of [0, 1]) {
+        const r = await mailClient(m, "smtp", {
+          host: replica(i),
+          port: PORTS.dovecot.lmtp,
+          lmtp: true,
+          steps: [["ehlo"], ["mail", "sender@example.net"], ["rcpt", address(m, user)], ["data", { from: "sender@example.net", to: address(m, user), subject: subjects[i] }]],
+        });
+        expect(steps(r)("data").code, JSON.stringify(r)).to.equal(250);
+      }
+      for (const i of [0, 1]) {
+        const other = await imapRead(m, { user, find: subjects[1 - i], host: replica(i) });
+        expect(other.found, `replica ${i} reads what replica ${1 - i} delivered`).to.equal(1);
+      }
+      const maildir = path.join(ctx.sb.dir, "claims", claim, m.domain, user, "Maildir");
+      expect(fs.existsSync(maildir), maildir).to.equal(true);
+    });
+
+    it("a message submitted to Postfix reaches the shared mailboxes over LMTP", async () => {
+      const user = m.cfg.mail.postmaster;
+      const subject = `rwx-postfix ${token()}`;
+      queueId(steps(await submit(m, { user: m.app.SMTP_USER, password: m.app.SMTP_PASSWORD, to: [address(m, user)], subject }))("data"));
+      for (const i of [0, 1]) expect((await imapRead(m, { user, find: subject, host: `dovecot-${i}.dovecot.${m.ns}.svc.cluster.local` })).found).to.equal(1);
+    });
+  });
+});
