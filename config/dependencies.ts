@@ -8,7 +8,19 @@ import { perEnv } from "./common";
 export const DEPENDENCIES = ["postgres", "redis", "mongo", "jaeger", "mail"] as const;
 export type Dependency = (typeof DEPENDENCIES)[number];
 
-export const shortName = z.string().regex(/^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$/, "must be a short DNS label");
+/**
+ * Longest service or worker pool name. Kubernetes limits names and label values to 63 characters,
+ * and the objects of a workload carry derived names (`allow-worker-<name>`, `<name>-config`) and
+ * the name as the app.kubernetes.io/name label value; 32 leaves room for every prefix and suffix.
+ */
+export const SHORT_NAME_MAX = 32;
+export const shortName = z
+  .string()
+  .max(SHORT_NAME_MAX, {
+    error: (iss) =>
+      `must be at most ${SHORT_NAME_MAX} characters (got ${String(iss.input).length}): Kubernetes names and label values are limited to 63, and derived names such as allow-worker-<name> and <name>-config add to it`,
+  })
+  .regex(/^[a-z]([-a-z0-9]*[a-z0-9])?$/, "must be a DNS label: lowercase letters, digits and '-', starting with a letter and ending with a letter or digit");
 const envName = z.string().regex(/^[A-Z_][A-Z0-9_]*$/, "must be an env var name such as LOG_LEVEL");
 /** ConfigMap values; YAML numbers and booleans are accepted and stored as strings. */
 export const envMap = z.record(envName, z.union([z.string(), z.number(), z.boolean()]).transform(String));

@@ -2,6 +2,8 @@
 // over two workers); every step runs even when an earlier one fails, with timings and a closing count.
 // Fails if any step fails.
 import { spawn } from "child_process";
+import { existsSync } from "fs";
+import { join } from "path";
 
 const STEPS: [string, string[]][] = [
   ["tsc (strict type check)", ["tsc", "--noEmit", "-p", "."]],
@@ -23,6 +25,11 @@ function run(cmd: string[]): Promise<{ code: number; output: string; ms: number 
 }
 
 async function main(): Promise<void> {
+  // The policy pack is its own package; without its dependencies every step fails on a missing module.
+  if (!existsSync(join(__dirname, "..", "policy", "node_modules", "@pulumi", "policy"))) {
+    console.error("policy/ has no node_modules: run `npm ci --ignore-scripts --prefix policy` first (README: The two commands)");
+    process.exit(1);
+  }
   const started = Date.now();
   // Phase 1: tsc and eslint together; phase 2: mocha alone (it already uses both cores).
   const results = [...(await Promise.all(STEPS.slice(0, 2).map(([, cmd]) => run(cmd)))), await run(STEPS[2][1])];

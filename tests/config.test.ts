@@ -1,8 +1,10 @@
 // The configuration is validated before anything is registered: every problem at once, each with
 // its key path, the rule and the value given.
 import { expect } from "chai";
+import { SHORT_NAME_MAX } from "../config/dependencies";
 import { ConfigError, nearest, parseConfig } from "../config/loader";
-import { PROJECT, STACKS, evaluate, stackValues } from "./harness";
+import { PROJECT, STACKS, evaluate, k8sObjects, ok, stackValues } from "./harness";
+import { podSpecs } from "./checks";
 
 /** The real stack file's values, without the project prefix, as the loader sees them. */
 function stackRaw(stack: string): Record<string, unknown> {
@@ -33,6 +35,10 @@ const set = (path: string, value: unknown) => (raw: Record<string, any>) => {
 };
 
 /** A complete object store setting, as a stack file would give it (region, path style and secret names defaulted). */
+/** Names one character over the limit, and exactly at it. */
+const TOO_LONG = "s".repeat(SHORT_NAME_MAX + 1);
+const AT_LIMIT = { service: "s".repeat(SHORT_NAME_MAX), pool: "p".repeat(SHORT_NAME_MAX) };
+
 const OBJECT_STORE = { endpoint: "https://minio.example.com:9000", bucket: "backups", prefix: "email-platform/prod", cidrs: ["203.0.113.7/32"], pathStyle: true };
 
 describe("configuration", () => {
@@ -77,6 +83,9 @@ describe("configuration", () => {
     ["prod", "a bad external env var name", set("secrets.external", { "openai-key": "openaiApiKey" }), "secrets.external.openai-key", /env var name/],
     ["prod", "a zero termination grace period", set("workers.terminationGracePeriodSeconds", 0), "workers.terminationGracePeriodSeconds", /got 0/],
     ["prod", "CPU utilization above 100%", set("services.api.hpa.cpuUtilization", 150), "services.api.hpa.cpuUtilization", /150/],
+    ["prod", "a service name over the length limit", set(`services.${TOO_LONG}`, { kind: "static" }), `services.${TOO_LONG}`, new RegExp(`at most ${SHORT_NAME_MAX} characters \\(got ${SHORT_NAME_MAX + 1}\\).*63`)],
+    ["prod", "a worker pool name over the length limit", set(`workers.pools.${TOO_LONG}`, { queues: ["q"] }), `workers.pools.${TOO_LONG}`, new RegExp(`at most ${SHORT_NAME_MAX} characters`)],
+    ["prod", "a service name with capitals", set("services.Frontend", { kind: "static" }), "services.Frontend", /must be a DNS label: lowercase/],
     ["prod", "an object store over plain HTTP", set("backups.objectStore", { ...OBJECT_STORE, endpoint: "http://minio.example.com:9000" }), "backups.objectStore.endpoint", /https:\/\//],
     ["prod", "an object store without addresses", set("backups.objectStore", { ...OBJECT_STORE, cidrs: [] }), "backups.objectStore.cidrs", /egress is allowed to these only/],
     ["prod", "an object store bucket with capitals", set("backups.objectStore", { ...OBJECT_STORE, bucket: "Backups" }), "backups.objectStore.bucket", /S3 bucket name/],
@@ -119,6 +128,22 @@ describe("configuration", () => {
     const raw = { ...stackRaw("prod"), backups: { objectStore: OBJECT_STORE } };
     const cfg = parseConfig(raw, { stack: "prod", secretKeys: new Set(["objectStoreAccessKeyId", "objectStoreSecretAccessKey"]) });
     expect(cfg.backups.objectStore).to.deep.include({ region: "us-east-1", pathStyle: true, accessKeyIdSecret: "objectStoreAccessKeyId" });
+  });
+
+  it(`a service and a worker pool named at the length limit (${SHORT_NAME_MAX}) fit Kubernetes' 63-character names and label values`, async () => {
+    const ev = ok(await evaluate({ stack: "prod", set: { [`services.${AT_LIMIT.service}`]: { kind: "static" }, [`workers.pools.${AT_LIMIT.pool}`]: { queues: ["q"] } } }));
+    const objects = k8sObjects(ev).map(({ obj }) => obj);
+    const derived = objects.filter((o) => o.metadata.name.includes(AT_LIMIT.service) || o.metadata.name.includes(AT_LIMIT.pool));
+    expect(derived.length, "objects named after the long names").to.be.greaterThan(4);
+    const tooLong: string[] = [];
+    for (const o of objects) {
+      const where = `${o.kind} ${o.metadata.name}`;
+      if (o.metadata.name.length > 63) tooLong.push(`${where}: name of ${o.metadata.name.length}`);
+      for (const labels of [o.metadata.labels ?? {}, ...podSpecs(o).map((p) => p.labels)]) {
+        for (const [k, v] of Object.entries(labels as Record<string, string>)) if (v.length > 63) tooLong.push(`${where}: label ${k} of ${v.length}`);
+      }
+    }
+    expect(tooLong).to.deep.equal([]);
   });
 
   it("suggests the nearest key only when it is close", () => {

@@ -1,11 +1,14 @@
 // The checks every evaluated stack (real stacks, examples, variants) must pass: schema, namespace,
-// Pod Security, references, labels, resources. A module, not a test file, so importing it never
-// registers tests twice (mocha --parallel loads each file in its own worker).
+// Pod Security, references, labels, resources, and every policy of the policy pack. A module, not
+// a test file, so importing it never registers tests twice (mocha --parallel loads each file in
+// its own worker). The per-object rules are policy/rules.ts, the same code the pack runs.
 import { expect } from "chai";
 import { POD_SECURITY } from "../components/platform";
+import { environmentOf, imageProblems, labelProblems, podSecurityFindings, resourceProblems } from "../policy/rules";
 import type { Evaluation } from "./harness";
-import { k8sObjects, ok } from "./harness";
-import { isNamespaced, podSecurityViolations, podSpecs, referenceProblems, schemaProblems, secretTaintProblems } from "./checks";
+import { configOf, k8sObjects, ok } from "./harness";
+import { podSpecs, referenceProblems, schemaProblems, secretTaintProblems } from "./checks";
+import { runPolicies } from "./policy-harness";
 
 export function objectChecks(name: string, load: () => Promise<Evaluation>): void {
   describe(`${name}: every registered object`, () => {
@@ -18,44 +21,34 @@ export function objectChecks(name: string, load: () => Promise<Evaluation>): voi
       expect(problems).to.deep.equal([]);
     });
 
-    it("names its namespace explicitly when namespaced, and only known namespaces", async () => {
+    it("passes its namespace's Pod Security level, and every namespace enforces one", async () => {
       const ev = ok(await load());
-      const namespaces = new Set(k8sObjects(ev).filter(({ obj }) => obj.kind === "Namespace").map(({ obj }) => obj.metadata.name));
-      for (const { obj } of k8sObjects(ev)) {
-        if (!isNamespaced(obj)) continue;
-        expect(obj.metadata?.namespace, `${obj.kind} ${obj.metadata?.name}`).to.be.a("string");
-        expect(namespaces.has(obj.metadata.namespace), `${obj.kind} ${obj.metadata.name} in ${obj.metadata.namespace}`).to.equal(true);
-      }
+      const objects = k8sObjects(ev).map(({ obj }) => obj);
+      const levels = new Map(objects.filter((o) => o.kind === "Namespace").map((o) => [o.metadata.name, o.metadata.labels["pod-security.kubernetes.io/enforce"]]));
+      for (const o of objects.filter((x) => podSpecs(x).length)) expect(levels.get(o.metadata.namespace), `${o.kind} ${o.metadata.name}`).to.be.oneOf(Object.values(POD_SECURITY));
+      expect(podSecurityFindings(objects).map((f) => f.message)).to.deep.equal([]);
     });
 
-    it("passes its namespace's Pod Security level", async () => {
-      const ev = ok(await load());
-      const levels = new Map(k8sObjects(ev).filter(({ obj }) => obj.kind === "Namespace").map(({ obj }) => [obj.metadata.name, obj.metadata.labels["pod-security.kubernetes.io/enforce"]]));
-      const problems: string[] = [];
-      for (const { obj } of k8sObjects(ev)) {
-        for (const { spec } of podSpecs(obj)) {
-          const level = levels.get(obj.metadata.namespace);
-          expect(level, `${obj.kind} ${obj.metadata.name}`).to.be.oneOf(Object.values(POD_SECURITY));
-          for (const v of podSecurityViolations(spec, level)) problems.push(`${obj.kind} ${obj.metadata.name}: ${v}`);
-        }
-      }
-      expect(problems).to.deep.equal([]);
-    });
-
-    it("resolves every reference (selectors, named ports, Secret/ConfigMap keys, service accounts, PVCs, routes)", async () => {
+    it("resolves every reference (its namespace, selectors, named ports, Secret/ConfigMap keys, service accounts, PVCs, routes)", async () => {
       expect(referenceProblems(ok(await load()))).to.deep.equal([]);
     });
 
     it("carries the recommended app.kubernetes.io labels on workloads and their pods", async () => {
       const ev = ok(await load());
-      for (const { obj } of k8sObjects(ev)) {
-        for (const { labels } of podSpecs(obj)) {
-          for (const key of ["name", "instance", "component", "part-of", "managed-by"]) {
-            expect(labels, `${obj.kind} ${obj.metadata.name} pod label ${key}`).to.have.property(`app.kubernetes.io/${key}`);
-            expect(obj.metadata.labels ?? {}, `${obj.kind} ${obj.metadata.name} label ${key}`).to.have.property(`app.kubernetes.io/${key}`);
-          }
-        }
-      }
+      expect(k8sObjects(ev).flatMap(({ obj }) => labelProblems(obj))).to.deep.equal([]);
+    });
+
+    it("labels every object with its stack's environment (what the policies read it from)", async () => {
+      const ev = ok(await load());
+      const env = configOf(ev).environment;
+      const labelled = k8sObjects(ev).filter(({ obj }) => obj.metadata?.labels?.["app.kubernetes.io/instance"]);
+      expect(labelled.length).to.be.greaterThan(0);
+      for (const { obj } of labelled) expect(environmentOf(obj), `${obj.kind} ${obj.metadata.name}`).to.equal(env);
+    });
+
+    it("pins every image (a tag or digest; 'latest' only in dev)", async () => {
+      const ev = ok(await load());
+      expect(k8sObjects(ev).flatMap(({ obj }) => imageProblems(obj))).to.deep.equal([]);
     });
 
     it("keeps Pulumi secrets out of every input that is not a credential (previews show field diffs)", async () => {
@@ -64,14 +57,13 @@ export function objectChecks(name: string, load: () => Promise<Evaluation>): voi
 
     it("sets resource requests and limits on every container", async () => {
       const ev = ok(await load());
-      for (const { obj } of k8sObjects(ev)) {
-        for (const { spec } of podSpecs(obj)) {
-          for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
-            expect(c.resources?.requests, `${obj.metadata.name}/${c.name}`).to.include.keys("cpu", "memory");
-            expect(c.resources?.limits, `${obj.metadata.name}/${c.name}`).to.include.keys("cpu", "memory");
-          }
-        }
-      }
+      const containers = k8sObjects(ev).flatMap(({ obj }) => podSpecs(obj).flatMap(({ spec }) => [...(spec.initContainers ?? []), ...spec.containers]));
+      expect(containers.length).to.be.greaterThan(0);
+      expect(k8sObjects(ev).flatMap(({ obj }) => resourceProblems(obj))).to.deep.equal([]);
+    });
+
+    it("passes every policy of the policy pack", async () => {
+      expect(await runPolicies(ok(await load()))).to.deep.equal([]);
     });
   });
 }

@@ -2,9 +2,9 @@ import { expect } from "chai";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { parseAllDocuments } from "yaml";
+import { parseAllDocuments, stringify } from "yaml";
 import { render } from "../scripts/render";
-import { evaluateStack, generatedValues, k8sObjects, ok } from "./harness";
+import { PROJECT, evaluateStack, generatedValues, k8sObjects, ok } from "./harness";
 
 describe("offline render (npm run render -- <stack> [dir])", () => {
   it("writes every object of the stack as YAML with Secret values masked", async () => {
@@ -24,10 +24,16 @@ describe("offline render (npm run render -- <stack> [dir])", () => {
     fs.rmSync(dir, { recursive: true });
   });
 
-  it("fails with the configuration error when the stack is invalid", async () => {
+  it("fails with the configuration error when the stack is invalid, writing nothing", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "render-"));
+    // A stack file that exists and parses, so only the program's validation can refuse it.
+    const file = path.join(dir, "Pulumi.broken.yaml");
+    fs.writeFileSync(file, stringify({ config: { [`${PROJECT}:environment`]: "dev", [`${PROJECT}:services`]: { api: { replcias: 2 } } } }));
+    const out = path.join(dir, "out");
     let message = "";
-    await render("no-such-stack", dir).catch((e: Error) => (message = e.message));
-    expect(message).to.match(/no-such-stack|ENOENT/);
+    await render("broken", out, file).catch((e: Error) => (message = e.message));
+    expect(message).to.include("services.api.replcias: unknown key");
+    expect(fs.existsSync(out), "render output directory").to.equal(false);
+    fs.rmSync(dir, { recursive: true });
   });
 });
