@@ -13,6 +13,8 @@ import * as os from "os";
 import * as path from "path";
 
 const PREFIX = "pt";
+/** The repository root (tests/daemons/lib/../../..). */
+const REPO = path.resolve(__dirname, "..", "..", "..");
 const NET = "10.96";
 const GATEWAY = `${NET}.0.1`;
 
@@ -381,6 +383,9 @@ export class Pod {
       `mount -t tmpfs -o mode=0755 tmpfs ${q(root + "/run")}`,
       `mount -t tmpfs tmpfs ${q(root + "/tmp")}`,
       `chmod 1777 ${q(root + "/tmp")}`,
+      // The repository (test clients, node_modules) at its own path, read-only: a checkout under
+      // /tmp would otherwise be hidden by the fresh /tmp above.
+      `mkdir -p ${q(root + REPO)} && mount --bind ${q(REPO)} ${q(root + REPO)} && mount -o remount,bind,ro ${q(root + REPO)}`,
     ];
     for (const m of spec.mounts) {
       const dst = root + m.dst;
