@@ -68,11 +68,18 @@ describe(`postgres: ${versionOf(configOf("prod").postgres.image)}`, () => {
         await waitReady(pg, "postgres", 30_000);
       };
 
+      /** The stack again after `secrets.rotate.postgres` is bumped (real mocks generate new passwords). */
+      let rotation: Promise<Evaluation>;
+
       before(async () => {
         ev = await renderReal({ stack });
         creds = secretData(ev, "postgres-credentials");
         client = ctx.sb.pod("client", { namespace: cfg.platform.namespace });
-        await start(ev);
+        const starting = start(ev);
+        // Rendered while the volume initialises; awaited (and its failure reported) by the rotation test.
+        rotation = renderReal({ stack, set: { "secrets.rotate.postgres": (cfg.secrets.rotate.postgres ?? 0) + 1 } });
+        rotation.catch(() => undefined);
+        await starting;
       });
 
       it("initialises the volume through the image's entrypoint and its readiness probe passes", async () => {
@@ -202,7 +209,7 @@ describe(`postgres: ${versionOf(configOf("prod").postgres.image)}`, () => {
 
       describe("credential rotation", () => {
         it("after secrets.rotate.postgres, the restarted pod's credential-sync applies the new passwords: old refused, new accepted for both roles", async () => {
-          const rotated = await renderReal({ stack, set: { "secrets.rotate.postgres": (cfg.secrets.rotate.postgres ?? 0) + 1 } });
+          const rotated = await rotation;
           const next = secretData(rotated, "postgres-credentials");
           expect(next.POSTGRES_PASSWORD).to.not.equal(creds.POSTGRES_PASSWORD);
           expect(next.APP_DB_PASSWORD).to.not.equal(creds.APP_DB_PASSWORD);
