@@ -520,6 +520,9 @@ export class Sandbox {
     sh(["ip", "netns", "add", sb.bridgeNs]);
     sh(["ip", "-n", sb.bridgeNs, "link", "set", "lo", "up"]);
     sh(["ip", "-n", sb.bridgeNs, "link", "add", "br0", "type", "bridge"]);
+    // A fixed address: a bridge otherwise takes the lowest MAC of its ports, so a new pod's veth can
+    // change it, and pods whose ARP entry still holds the old one lose the resolver for half a minute.
+    sh(["ip", "-n", sb.bridgeNs, "link", "set", "br0", "address", "02:00:0a:60:00:01"]);
     sh(["ip", "-n", sb.bridgeNs, "addr", "add", `${GATEWAY}/16`, "dev", "br0"]);
     sh(["ip", "-n", sb.bridgeNs, "link", "set", "br0", "up"]);
     await sb.applyDns();
