@@ -2,7 +2,7 @@
 // and nginx ConfigMap: the config passes `nginx -t` as the image's uid 101 with a read-only root,
 // the health path and readiness probe, the single-page-app fallback, and the caching headers:
 // index.html revalidated, fingerprinted assets immutable, and a missing asset (an old page asking
-// for a bundle a rolling update removed) never cacheable.
+// for a bundle a rolling update removed) never cacheable, nor any other error on an asset.
 //
 // The example's image is the application's own build on nginx-unprivileged; the group renders the
 // base image (the static template's default) and mounts a small site fixture read-only at
@@ -26,6 +26,7 @@ const HTTP_GET = path.join(__dirname, "clients", "http_get.py");
 /** The image a static service runs unless the stack names its own. */
 const IMAGE = staticServiceTemplate("prod").image ?? "";
 const ASSET = "/assets/app.3f9c2b1e.js";
+const LOCKED = "/assets/vendor.9e8d7c6b.js";
 
 interface Answer {
   status: number;
@@ -52,9 +53,13 @@ describe(`nginx: ${versionOf(IMAGE)}`, () => {
     const s = configOf(ev).services.frontend;
     if (s.kind !== "static") throw new Error("the example's frontend is no longer a static service");
     svc = s;
+    // The application image's site, as its build would lay it out, plus one asset nginx may not
+    // read (a copy: git keeps no such file mode).
+    const site = path.join(ctx.sb.dir, "site");
+    fs.cpSync(SITE, site, { recursive: true });
+    fs.writeFileSync(path.join(site, LOCKED), "secret", { mode: 0o600 });
     frontend = await startPod(ctx.sb, ev, object(ev, "Deployment", "frontend"), {
-      // The application image's site, as its build would lay it out.
-      adjust: (c) => ({ ...c, mounts: [...c.mounts, { src: SITE, dst: "/usr/share/nginx/html", readOnly: true }] }),
+      adjust: (c) => ({ ...c, mounts: [...c.mounts, { src: site, dst: "/usr/share/nginx/html", readOnly: true }] }),
     });
     client = ctx.sb.pod("client", { namespace: configOf(ev).platform.namespace });
     base = `http://frontend.${configOf(ev).platform.namespace}.svc.cluster.local:${svc.port}`;
@@ -108,5 +113,11 @@ describe(`nginx: ${versionOf(IMAGE)}`, () => {
     const r = await get("/assets/app.0badc0de.js");
     expect(r.status).to.equal(404);
     expect(r.headers["cache-control"]).to.equal("no-store");
+  });
+
+  it("marks no other error on an asset immutable either (403 for a file nginx may not read)", async () => {
+    const r = await get(LOCKED);
+    expect(r.status).to.equal(403);
+    expect(r.headers["cache-control"] ?? "").to.not.match(/immutable|max-age=[1-9]/);
   });
 });
