@@ -151,10 +151,10 @@ describe(`smoke: ${[dev.postgres.image, dev.redis.image, dev.verify.smoke.image]
     const env = (vars: Record<string, string>) => (c: ContainerSpec) => ({ ...c, env: { ...c.env, ...vars } });
     /** The check's target (its last argument: a URL or host:port) pointed elsewhere. */
     const target = (to: string) => (c: ContainerSpec) => ({ ...c, argv: [...c.argv.slice(0, -1), to] });
-    const url = (check: string, hostPort: string) => {
-      const u = new URL(checks.find((c) => c.name === check)!.command.at(-1)!);
-      return `${u.protocol}//${hostPort}${u.pathname}`;
-    };
+    const rendered = (check: string) => new URL(checks.find((c) => c.name === check)!.command.at(-1)!);
+    const url = (check: string, hostPort: string) => `${rendered(check).protocol}//${hostPort}${rendered(check).pathname}`;
+    /** The check's own host on the next port up, where nothing listens. */
+    const nextPort = (check: string) => url(check, `${rendered(check).hostname}:${Number(rendered(check).port) + 1}`);
     const pg = serviceHost("postgres", ns);
     const redis = serviceHost("redis", ns);
     const postfix = serviceHost("postfix", mailNs);
@@ -168,13 +168,13 @@ describe(`smoke: ${[dev.postgres.image, dev.redis.image, dev.verify.smoke.image]
       { check: "redis", fault: "wrong password", change: env({ REDISCLI_AUTH: "not-the-password" }), reason: /WRONGPASS|invalid username-password/ },
       { check: "redis", fault: "closed port", change: env({ REDIS_PORT: String(PORTS.redis.redis + 1) }), reason: refused },
       { check: "redis", fault: "wrong protocol", change: env({ REDIS_HOST: postfix, REDIS_PORT: String(PORTS.postfix.submission) }), reason: /Protocol error/ },
-      { check: "api-ready", fault: "closed port", change: target(url("api-ready", `${serviceHost("api", ns)}:8081`)), reason: refused },
+      { check: "api-ready", fault: "closed port", change: target(nextPort("api-ready")), reason: refused },
       { check: "api-ready", fault: "wrong protocol", change: target(url("api-ready", `${pg}:${PORTS.postgres.sql}`)), reason: /RemoteDisconnected|BadStatusLine/ },
-      { check: "smtp", fault: "closed port", change: target(`${postfix}:2525`), reason: refused },
+      { check: "smtp", fault: "closed port", change: target(`${postfix}:${PORTS.postfix.submission + 1}`), reason: refused },
       { check: "smtp", fault: "wrong protocol", change: target(`${dovecot}:${PORTS.dovecot.imap}`), reason: /^SMTPConnectError: .*\* OK|^SMTPConnectError: .*IMAP4/ },
-      { check: "imap", fault: "closed port", change: target(`${dovecot}:1143`), reason: refused },
+      { check: "imap", fault: "closed port", change: target(`${dovecot}:${PORTS.dovecot.imap + 1}`), reason: refused },
       { check: "imap", fault: "wrong protocol", change: target(`${postfix}:${PORTS.postfix.submission}`), reason: /unexpected response: b'220 / },
-      { check: "otlp", fault: "closed port", change: target(url("otlp", `${serviceHost("jaeger", ns)}:${PORTS.jaeger.otlpHttp + 1}`)), reason: refused },
+      { check: "otlp", fault: "closed port", change: target(nextPort("otlp")), reason: refused },
       { check: "otlp", fault: "wrong protocol", change: target(url("otlp", `${redis}:${PORTS.redis.redis}`)), reason: /RemoteDisconnected|BadStatusLine/ },
     ];
 
