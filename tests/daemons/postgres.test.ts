@@ -40,50 +40,52 @@ function expectedValue(v: string): number {
 }
 
 describe(`postgres: ${versionOf(configOf("prod").postgres.image)}`, () => {
+  /** Each stack's render and pod start; both run side by side (below): a start is mostly initdb, in other processes. */
+  const setups: (() => Promise<void>)[] = [];
   for (const stack of ["dev", "prod"] as const) {
+    const ctx = useSandbox(`postgres-${stack}`);
+    const cfg = configOf(stack);
+    const host = serviceHost("postgres", cfg.platform.namespace);
+    let ev: Evaluation;
+    let pg: RunningPod;
+    let creds: Record<string, string>;
+    /** An application pod's view: clients connect through the Service name, as the app does. */
+    let client: Pod;
+
+    const psql = (user: string, password: string, args: string[]): Promise<ExecResult> =>
+      client.exec(["psql", "-X", "-qAt", "-v", "ON_ERROR_STOP=1", "-h", host, "-U", user, "-d", creds.POSTGRES_DB, ...args], { env: { PGPASSWORD: password, PGCONNECT_TIMEOUT: "5" } });
+    const asSuperuser = async (sql: string) => {
+      const r = await psql(creds.POSTGRES_USER, creds.POSTGRES_PASSWORD, ["-c", sql]);
+      expect(r.code, r.stderr).to.equal(0);
+      return r.stdout.trim();
+    };
+    const asApp = async (args: string[]) => {
+      const r = await psql(creds.APP_DB_USER, creds.APP_DB_PASSWORD, args);
+      expect(r.code, r.stderr).to.equal(0);
+      return r.stdout.trim();
+    };
+    const start = async (evaluation: Evaluation, pod?: Pod) => {
+      pg = await startPod(ctx.sb, evaluation, object(evaluation, "StatefulSet", "postgres"), { pod, skip: ["exporter"] });
+      await waitReady(pg, "postgres", 30_000);
+    };
+
+    /** The stack again after `secrets.rotate.postgres` is bumped (real mocks generate new passwords). */
+    let rotation: Promise<Evaluation>;
+
+    setups.push(async () => {
+      ev = await renderReal({ stack });
+      creds = secretData(ev, "postgres-credentials");
+      client = ctx.sb.pod("client", { namespace: cfg.platform.namespace });
+      const starting = start(ev);
+      // Rendered while the volume initialises; awaited (and its failure reported) by the rotation test.
+      rotation = renderReal({ stack, set: { "secrets.rotate.postgres": (cfg.secrets.rotate.postgres ?? 0) + 1 } });
+      rotation.catch(() => undefined);
+      await starting;
+    });
+
     describe(`${stack} stack`, () => {
-      const ctx = useSandbox(`postgres-${stack}`);
-      const cfg = configOf(stack);
-      const host = serviceHost("postgres", cfg.platform.namespace);
-      let ev: Evaluation;
-      let pg: RunningPod;
-      let creds: Record<string, string>;
-      /** An application pod's view: clients connect through the Service name, as the app does. */
-      let client: Pod;
-
-      const psql = (user: string, password: string, args: string[]): Promise<ExecResult> =>
-        client.exec(["psql", "-X", "-qAt", "-v", "ON_ERROR_STOP=1", "-h", host, "-U", user, "-d", creds.POSTGRES_DB, ...args], { env: { PGPASSWORD: password, PGCONNECT_TIMEOUT: "5" } });
-      const asSuperuser = async (sql: string) => {
-        const r = await psql(creds.POSTGRES_USER, creds.POSTGRES_PASSWORD, ["-c", sql]);
-        expect(r.code, r.stderr).to.equal(0);
-        return r.stdout.trim();
-      };
-      const asApp = async (args: string[]) => {
-        const r = await psql(creds.APP_DB_USER, creds.APP_DB_PASSWORD, args);
-        expect(r.code, r.stderr).to.equal(0);
-        return r.stdout.trim();
-      };
-      const start = async (evaluation: Evaluation, pod?: Pod) => {
-        pg = await startPod(ctx.sb, evaluation, object(evaluation, "StatefulSet", "postgres"), { pod, skip: ["exporter"] });
-        await waitReady(pg, "postgres", 30_000);
-      };
-
-      /** The stack again after `secrets.rotate.postgres` is bumped (real mocks generate new passwords). */
-      let rotation: Promise<Evaluation>;
-
-      before(async () => {
-        ev = await renderReal({ stack });
-        creds = secretData(ev, "postgres-credentials");
-        client = ctx.sb.pod("client", { namespace: cfg.platform.namespace });
-        const starting = start(ev);
-        // Rendered while the volume initialises; awaited (and its failure reported) by the rotation test.
-        rotation = renderReal({ stack, set: { "secrets.rotate.postgres": (cfg.secrets.rotate.postgres ?? 0) + 1 } });
-        rotation.catch(() => undefined);
-        await starting;
-      });
-
       it("initialises the volume through the image's entrypoint and its readiness probe passes", async () => {
-        // waitReady (before) ran the rendered probe; the entrypoint ran the ConfigMap's script.
+        // The setup's waitReady ran the rendered probe; the entrypoint ran the ConfigMap's script.
         const scripts = Object.keys(configMapData(ev, "postgres-init"));
         expect(scripts).to.have.length.greaterThan(0);
         for (const s of scripts) expect(pg.containers.postgres.log).to.include(`running /docker-entrypoint-initdb.d/${s}`);
@@ -240,4 +242,5 @@ describe(`postgres: ${versionOf(configOf("prod").postgres.image)}`, () => {
       });
     });
   }
+  before(() => Promise.all(setups.map((setUp) => setUp())).then(() => undefined));
 });
