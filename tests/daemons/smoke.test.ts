@@ -12,6 +12,7 @@
 // mongo off (the program's own switch, which drops its check, script and edge): Debian ships no
 // MongoDB or mongosh.
 import { expect } from "chai";
+import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { smokeChecks } from "../../components/smoke";
@@ -93,7 +94,11 @@ interface Fault {
   reason: RegExp;
 }
 
-describe(`smoke: ${[dev.postgres.image, dev.redis.image, dev.verify.smoke.image].map(versionOf).join(", ")}`, () => {
+const output = (cmd: string, ...args: string[]) => execFileSync(cmd, args, { encoding: "utf8" }).trim();
+/** Postfix and Dovecot run here as themselves, not as the mail tier's images. */
+const mailVersions = [`Postfix ${output("postconf", "-h", "mail_version")}`, `Dovecot ${output("dovecot", "--version")}`];
+
+describe(`smoke: ${[...[dev.postgres.image, dev.redis.image, dev.verify.smoke.image].map(versionOf), ...mailVersions].join(", ")}`, () => {
   const ctx = useSandbox("smoke");
   const cfg = dev;
   const ns = cfg.platform.namespace;
