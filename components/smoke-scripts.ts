@@ -89,8 +89,11 @@ export const RETRY_SH = `# Retries attempt() (which leaves its output in $out) u
 set -u
 end=$(( $(date +%s) + SMOKE_RETRY_SECONDS ))
 until attempt; do
+  rc=$?
   if [ "$(date +%s)" -ge "$end" ]; then
-    echo "FAIL $CHECK: $(printf '%s' "$out" | tr '\\n' ' ' | cut -c1-200)"
+    # One line, never an empty reason: whitespace runs become one space, at most 200 characters.
+    reason=$(printf '%s' "$out" | tr '\\t\\n' '  ' | tr -s ' ' | sed 's/^ //; s/ $//' | cut -c1-200)
+    echo "FAIL $CHECK: \${reason:-no output, exit status $rc}"
     exit 1
   fi
   sleep 3
@@ -112,6 +115,9 @@ attempt() {
 export const REDIS_SH = `# Redis: PING with the generated password (REDISCLI_AUTH) answers PONG.
 attempt() {
   out=$(timeout 10 redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" --no-auth-warning ping 2>&1)
+  # A server that accepts and never answers: the killed client printed nothing. GNU timeout
+  # exits 124, BusyBox's (the alpine image) leaves the killed client's 143.
+  case $? in 124 | 143) out="no answer within 10 s from $REDIS_HOST:$REDIS_PORT" ;; esac
   [ "$out" = "PONG" ]
 }
 . ${SMOKE_PATH}/retry.sh

@@ -279,7 +279,10 @@ describe("api (HTTP services)", () => {
       expect(c.livenessProbe.httpGet.path).to.equal("/healthz");
       const conf = findObject(ev, "ConfigMap", "frontend-nginx").data["default.conf"];
       expect(conf).to.match(/listen 8080;/);
-      expect(conf).to.match(/Cache-Control "public, max-age=31536000, immutable"/);
+      // Immutable only on a found asset: without `always` nginx leaves it off a 404, which gets no-store instead.
+      expect(conf).to.match(/add_header Cache-Control "public, max-age=31536000, immutable";/);
+      expect(conf).to.match(/error_page 404 @missing_asset;/);
+      expect(conf).to.match(/location @missing_asset \{\s+add_header Cache-Control "no-store" always;\s+return 404;/);
       expect(conf).to.match(/location \/ \{\s+add_header Cache-Control "no-cache"/);
       expect(c.volumeMounts).to.deep.include({ name: "nginx-conf", mountPath: "/etc/nginx/conf.d", readOnly: true });
       // Seed 002: 128Mi-512Mi, 2-5 replicas on CPU 60% / memory 70%.

@@ -170,6 +170,16 @@ describe("verify: the smoke scripts print one line per check (run locally agains
     expect(sh(dir, "redis.sh", { CHECK: "redis", REDIS_HOST: "h", REDIS_PORT: "1", FAKE_REPLY: "PONG" }).stdout).to.equal("ok redis\n");
     const bad = sh(dir, "redis.sh", { CHECK: "redis", REDIS_HOST: "h", REDIS_PORT: "1", FAKE_REPLY: "NOAUTH Authentication required." });
     expect([bad.status, bad.stdout]).to.deep.equal([1, "FAIL redis: NOAUTH Authentication required.\n"]);
+    // Multi-line client output stays one line; a client killed by `timeout` (GNU 124, BusyBox 143)
+    // and any other silent failure still give a reason.
+    fake("redis-cli", 'printf "\\nI/O error\\nError: Protocol error\\n"; exit 1');
+    expect(sh(dir, "redis.sh", { CHECK: "redis", REDIS_HOST: "h", REDIS_PORT: "1" }).stdout).to.equal("FAIL redis: I/O error Error: Protocol error\n");
+    for (const code of [124, 143]) {
+      fake("redis-cli", `exit ${code}`);
+      expect(sh(dir, "redis.sh", { CHECK: "redis", REDIS_HOST: "h", REDIS_PORT: "1" }).stdout).to.equal("FAIL redis: no answer within 10 s from h:1\n");
+    }
+    fake("redis-cli", "exit 1");
+    expect(sh(dir, "redis.sh", { CHECK: "redis", REDIS_HOST: "h", REDIS_PORT: "1" }).stdout).to.equal("FAIL redis: no output, exit status 1\n");
     fake("pg_isready", "exit 0");
     fake("psql", 'echo "$FAKE_USER"');
     expect(sh(dir, "postgres.sh", { CHECK: "postgres", PGUSER: "app", FAKE_USER: "app" }).stdout).to.equal("ok postgres\n");
