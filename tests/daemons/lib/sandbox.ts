@@ -165,7 +165,7 @@ export class Container {
     // container runtime. Node's "pipe" stdio is a socket, on which open("/dev/stdout") fails
     // (ENXIO): daemons that log to /dev/stdout (Postfix's maillog_file, Dovecot's log_path, nginx's
     // log links) need to open it, also after dropping root.
-    const out = outputPipe(r.uid, r.gid);
+    const out = outputPipe(path.join(rootDir, "output"), r.uid, r.gid);
     this.child = spawn(argv[0], argv.slice(1), { stdio: ["ignore", out.fd, out.fd] });
     fs.closeSync(out.fd);
     const output = out.stream;
@@ -281,31 +281,25 @@ export class Container {
 }
 
 /**
- * A pipe for a process's output, owned by the user it runs as, as a container runtime hands out
- * stdio (runc chowns its pipes): images link their log files to /dev/stdout, which a non-root
- * process can open on such a pipe, but not on the socket that Node's "pipe" is. A named FIFO,
- * unlinked once both ends are open; `fd` is the write end for spawn (close it after), `stream`
- * the read end.
+ * A named pipe owned by `uid` (a process that drops root may reopen /dev/stdout, as under runc)
+ * and still linked while in use: Postfix's log writer refuses a /dev/stdout whose file has no
+ * link (a safety check on log files), so the name is removed only by `done()`.
  */
-function outputPipe(uid = 0, gid = uid): { fd: number; stream: net.Socket } {
-  const file = path.join(os.tmpdir(), `daemons-pipe-${process.pid}-${pipes++}`);
+function outputPipe(file: string, uid = 0, gid = uid): { fd: number; stream: net.Socket; done: () => void } {
   sh(["mkfifo", "-m", "600", file]);
-  try {
-    fs.chownSync(file, uid, gid);
-    const reader = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
-    const fd = fs.openSync(file, fs.constants.O_WRONLY);
-    return { fd, stream: new net.Socket({ fd: reader, readable: true, writable: false }) };
-  } finally {
-    fs.rmSync(file, { force: true });
-  }
+  fs.chownSync(file, uid, gid);
+  const reader = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  const fd = fs.openSync(file, fs.constants.O_WRONLY);
+  return { fd, stream: new net.Socket({ fd: reader, readable: true, writable: false }), done: () => fs.rmSync(file, { force: true }) };
 }
 let pipes = 0;
+const tmpPipe = () => path.join(os.tmpdir(), `daemons-pipe-${process.pid}-${pipes++}`);
 
 /** Runs a command and collects its output (on pipes owned by `uid`); never throws for a non-zero exit. */
 export function run(argv: string[], opts: { input?: string; timeoutMs?: number; uid?: number; gid?: number } = {}): Promise<ExecResult> {
   return new Promise((resolve) => {
-    const out = outputPipe(opts.uid, opts.gid);
-    const err = outputPipe(opts.uid, opts.gid);
+    const out = outputPipe(tmpPipe(), opts.uid, opts.gid);
+    const err = outputPipe(tmpPipe(), opts.uid, opts.gid);
     const child = spawn(argv[0], argv.slice(1), { stdio: ["pipe", out.fd, err.fd] });
     fs.closeSync(out.fd);
     fs.closeSync(err.fd);
@@ -319,6 +313,8 @@ export function run(argv: string[], opts: { input?: string; timeoutMs?: number; 
     child.on("error", (e) => (stderr += String(e)));
     child.on("close", (code, signal) => {
       clearTimeout(timer);
+      out.done();
+      err.done();
       void drained.then(() => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr: signal ? `${stderr}\n(killed by ${signal})` : stderr }));
     });
     child.stdin!.on("error", () => undefined);
