@@ -50,7 +50,7 @@ describe("mail tier variants (prod)", () => {
     for (const port of Object.values(PROXY_PORTS.postfix)) expect(master).to.match(new RegExp(`^${port} +inet[^]*?smtpd_upstream_proxy_protocol=haproxy`, "m"));
     expect(master).to.match(/^submission +inet/m);
     // In-cluster Service keeps the plain listeners (the api sends no PROXY header).
-    expect(findObject(ev, "Service", "postfix", NS).spec.ports.map((p: any) => p.targetPort)).to.deep.equal(["smtp", "smtps", "submission"]);
+    expect(findObject(ev, "Service", "postfix", NS).spec.ports.map((p: any) => p.targetPort)).to.deep.equal(["smtp", "smtps", "submission", "metrics"]);
     const dovecot = findObject(ev, "ConfigMap", "dovecot-config", NS).data["dovecot.conf"];
     expect(dovecot).to.include("haproxy_trusted_networks = 10.0.0.0/8");
     expect(dovecot.match(/haproxy = yes/g)).to.have.length(4);
@@ -72,7 +72,10 @@ describe("mail tier variants (prod)", () => {
     );
     const main = postconf(findObject(ev, "ConfigMap", "postfix-config", NS).data["main.cf"]);
     expect(main.relayhost).to.equal("[smtp.relay.example]:2525");
-    expect(main.smtp_tls_security_level).to.equal("encrypt");
+    // Verified by default: the certificate must chain to the system CAs and name the relay host.
+    expect(main.smtp_tls_security_level).to.equal("secure");
+    expect(main.smtp_tls_secure_cert_match).to.equal("nexthop");
+    expect(findObject(ev, "ConfigMap", "postfix-config", NS).data["main.cf"]).to.match(/^smtp_tls_CAfile = \/etc\/ssl\/certs\/ca-certificates\.crt$/m);
     expect(main.smtp_sasl_password_maps).to.equal("texthash:/etc/postfix/sasl_passwd");
     const secret = findObject(ev, "Secret", "postfix-relay", NS);
     expect(secret.stringData.sasl_passwd).to.equal("[smtp.relay.example]:2525 apikey:s3cret\n");
@@ -165,7 +168,8 @@ describe("mail probes, run for real", () => {
 describe("mail helpers", () => {
   it("keeps only capabilities Pod Security baseline allows", () => {
     for (const caps of Object.values(CAPABILITIES)) for (const c of Object.keys(caps)) expect(BASELINE_CAPS.has(c), c).to.equal(true);
-    expect(Object.keys(CAPABILITIES.dovecot)).not.to.include("DAC_OVERRIDE");
+    // Only Postfix keeps any: Rspamd, Redis, the exporter and Dovecot run unprivileged.
+    expect(Object.keys(CAPABILITIES)).to.deep.equal(["postfix"]);
   });
 
   it("relays without credentials when no relay user is set (no secret asked for)", () => {
