@@ -264,7 +264,7 @@ export function mailDefaults(env: Environment): z.input<typeof mailSchema> {
         connectionsPerClient: 10,
         connectionRatePerMinute: 30,
         messageRate: { perMinute: 100, burst: 20 },
-        authRatePerMinute: 10,
+        authRatePerMinute: 60,
         timeoutSeconds: 300,
       },
       // Reads showq over a loopback TCP listener and the log from a shared emptyDir (docs/mail.md).

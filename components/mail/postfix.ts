@@ -128,8 +128,9 @@ function postscreenLines(m: MailModel): string[] {
     `postscreen_pre_queue_limit = ${m.limits.maxConnections}`,
     `postscreen_post_queue_limit = ${m.limits.maxConnections}`,
     `postscreen_client_connection_count_limit = ${m.limits.connectionsPerClient}`,
-    // The verdicts are cached only for the pod's life (the container's /var/lib/postfix).
-    "postscreen_cache_map = btree:$data_directory/postscreen_cache",
+    // The verdicts are cached for the pod's life (the container's /var/lib/postfix), shared through
+    // proxymap by port 25's postscreen and its PROXY-protocol twin (a plain btree allows one writer).
+    "postscreen_cache_map = proxy:btree:$data_directory/postscreen_cache",
   ];
 }
 

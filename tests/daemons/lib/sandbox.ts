@@ -164,6 +164,8 @@ export class Container {
     // /dev/stdout (Postfix's maillog_file, Dovecot's log_path) need to open it.
     const fifo = path.join(rootDir, "output");
     sh(["mkfifo", "-m", "0600", fifo]);
+    // Like runc, which gives PID 1's stdio to the container's user: a non-root daemon can reopen /dev/stdout.
+    fs.chownSync(fifo, r.uid ?? 0, r.gid ?? r.uid ?? 0);
     const readFd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
     const writeFd = fs.openSync(fifo, fs.constants.O_WRONLY);
     this.child = spawn(argv[0], argv.slice(1), { stdio: ["ignore", writeFd, writeFd] });
@@ -563,13 +565,22 @@ export class Sandbox {
       old.kill("SIGKILL");
       await gone;
     }
-    this.dnsmasq = spawn("setpriv", ["--pdeathsig", "KILL", "ip", "netns", "exec", this.bridgeNs, "dnsmasq", "--keep-in-foreground", `--conf-file=${file}`], { stdio: ["ignore", "ignore", "pipe"] });
-    let err = "";
-    this.dnsmasq.stderr!.on("data", (d) => (err += d));
-    await waitFor("dnsmasq to start", () => {
-      if (this.dnsmasq!.exitCode !== null) throw new Error(`dnsmasq exited: ${err}`);
-      return /started, version/.test(err);
-    }, 5000, 20);
+    // A restart can find the old listening socket not yet released: try again briefly.
+    for (let attempt = 1; ; attempt++) {
+      this.dnsmasq = spawn("setpriv", ["--pdeathsig", "KILL", "ip", "netns", "exec", this.bridgeNs, "dnsmasq", "--keep-in-foreground", `--conf-file=${file}`], { stdio: ["ignore", "ignore", "pipe"] });
+      let err = "";
+      this.dnsmasq.stderr!.on("data", (d) => (err += d));
+      try {
+        await waitFor("dnsmasq to start", () => {
+          if (this.dnsmasq!.exitCode !== null) throw new Error(`dnsmasq exited: ${err}`);
+          return /started, version/.test(err);
+        }, 5000, 20);
+        return;
+      } catch (e) {
+        if (attempt >= 5 || !/Address already in use/.test(err)) throw e;
+        await sleep(200);
+      }
+    }
   }
 
   track(c: Container): void {
