@@ -15,9 +15,6 @@ export function rspamdFiles(m: MailModel): { local: Record<string, string>; over
   const local: Record<string, string> = {
     // The image logs to the console already; stated for any other packaging of the same config.
     "logging.inc": 'type = "console";\nlevel = "notice";\n',
-    // Only the pod itself is "local": every other client, in-cluster ones included, is checked
-    // (Rspamd skips SPF/DMARC for local addresses, and the default list holds every RFC 1918 range).
-    "options.inc": 'local_addrs = ["127.0.0.0/8", "::1"];\n',
     "redis.conf": `servers = "127.0.0.1:${POD_LOCAL.redis}";\n`,
     "actions.conf": [
       `reject = ${t.reject};`,
@@ -27,7 +24,7 @@ export function rspamdFiles(m: MailModel): { local: Record<string, string>; over
     ].join("\n"),
     "greylist.conf": `enabled = ${m.rspamd.greylisting};\n`,
     // DMARC policies are enforced, not only scored: p=reject is refused, p=quarantine tagged.
-    "dmarc.conf": 'actions {\n  reject = "reject";\n  quarantine = "add header";\n}\n',
+    "dmarc.conf": 'actions {\n  reject = "reject";\n  quarantine = "add_header";\n}\n',
     // Results on every delivered message, spam flags on those over add_header.
     "milter_headers.conf": 'use = ["authentication-results", "x-spam-status", "x-spamd-bar"];\nauthenticated_headers = ["authentication-results"];\n',
     // Per authenticated user on 465/587 (a leaky bucket: `burst` at once, refilled at the rate).
@@ -75,6 +72,10 @@ export function rspamdFiles(m: MailModel): { local: Record<string, string>; over
     "worker-proxy.inc": [loopback(POD_LOCAL.milter), "milter = yes;", "timeout = 120s;", "upstream \"local\" {", "  default = yes;", "  self_scan = yes;", "}", ""].join("\n"),
     "worker-normal.inc": `${loopback(POD_LOCAL.rspamdNormal)}\n`,
     "worker-controller.inc": `${loopback(POD_LOCAL.rspamdController)}\n`,
+    // Only the pod itself is "local": every other client, in-cluster ones included, is checked
+    // (Rspamd skips SPF, DMARC and rate limits for local addresses, and its default list holds
+    // every RFC 1918 range). In override.d because local.d would append to that list.
+    "options.inc": 'local_addrs = ["127.0.0.0/8", "::1"];\n',
   };
   return { local, override };
 }

@@ -114,7 +114,7 @@ export async function startMail(sb: Sandbox, opts: StartOptions): Promise<Mail> 
 }
 
 /** Runs clients/mail_client.py in the client pod; passwords travel in the environment. */
-export async function mailClient(m: Mail, cmd: "smtp" | "imap" | "pop3" | "raw", opts: Record<string, unknown>, env: Record<string, string> = {}): Promise<any> {
+export async function mailClient(m: Mail, cmd: "smtp" | "imap" | "pop3" | "raw" | "imap_failures", opts: Record<string, unknown>, env: Record<string, string> = {}): Promise<any> {
   const r = await m.client.exec([PY, path.join(CLIENTS, "mail_client.py"), cmd, JSON.stringify(opts)], { env, timeoutMs: 60_000 });
   if (r.code !== 0) throw new Error(`mail_client.py ${cmd} exited ${r.code}: ${r.stderr.trim()}`);
   return JSON.parse(r.stdout);

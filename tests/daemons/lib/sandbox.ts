@@ -564,6 +564,19 @@ export class Sandbox {
       const gone = new Promise((r) => old.on("exit", r));
       old.kill("SIGKILL");
       await gone;
+      // Nothing else runs in the bridge namespace: whatever is left there is the old resolver
+      // (or a child of it) still holding port 53.
+      await waitFor("the old resolver to go", () => {
+        const pids = sh(["ip", "netns", "pids", this.bridgeNs], { allowFail: true }).stdout.split(/\s+/).filter(Boolean);
+        for (const pid of pids) {
+          try {
+            process.kill(Number(pid), "SIGKILL");
+          } catch {
+            // gone
+          }
+        }
+        return pids.length === 0;
+      }, 5000, 50);
     }
     // A restart can find the old listening socket not yet released: try again briefly.
     for (let attempt = 1; ; attempt++) {
