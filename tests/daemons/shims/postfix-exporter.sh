@@ -42,7 +42,11 @@ def pipe(a, b):
             pass
 while True:
     c, _ = srv.accept()
-    u = socket.create_connection(("127.0.0.1", port))
+    try:
+        u = socket.create_connection(("127.0.0.1", port))
+    except OSError:
+        c.close()  # Postfix not listening yet: the exporter's scrape fails and it retries
+        continue
     threading.Thread(target=pipe, args=(c, u), daemon=True).start()
     threading.Thread(target=pipe, args=(u, c), daemon=True).start()
 PY
