@@ -287,7 +287,8 @@ describe(`mail: postfix ${versionOf(prod.mail.postfix.image)}; rspamd ${versionO
         const withHeader = await mailClient(m, "raw", { host: m.postfix.pod.ip, port: t.containerPort, tls, proxy: `PROXY TCP4 ${client} 198.51.100.1 40000 ${t.port}`, send: "QUIT" });
         // Postscreen (port 25) greets with a "220-" teaser; smtpd with "220 ".
         expect(withHeader.greeting, `${t.name}: ${JSON.stringify(withHeader)}`).to.match(t.name === "smtp" ? /^220-/ : /^220 /);
-        await m.postfix.containers.postfix.waitLog(new RegExp(`connect from unknown\\[${client.replace(/\./g, "\\.")}\\]`), 10_000);
+        // smtpd logs "connect from unknown[ip]", postscreen (port 25) "CONNECT from [ip]".
+        await m.postfix.containers.postfix.waitLog(new RegExp(`(connect from unknown|CONNECT from )\\[${client.replace(/\./g, "\\.")}\\]`), 10_000);
         // Without the header Postfix never greets: it closes, after a 421 where the session got that far.
         const without = await mailClient(m, "raw", { host: m.postfix.pod.ip, port: t.containerPort, tls, ...noHeader(tls, "EHLO client.test"), send: "QUIT" });
         expect(without.greeting ?? "(closed)", `${t.name} without a PROXY header: ${JSON.stringify(without)}`).to.match(/^(\(closed\)|421 )/);

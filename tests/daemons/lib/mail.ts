@@ -106,7 +106,7 @@ export async function startMail(sb: Sandbox, opts: StartOptions): Promise<Mail> 
   await sb.applyDns();
   const mail: Mail = { ev, cfg, ns, domain, postfix, dovecot, client, intruder, passwords: ev.outputs.mailUserPasswords as Record<string, string>, app, tls: { cafile, servername: app.SMTP_TLS_SERVER_NAME } };
   try {
-    await Promise.all([...dovecot.map((d) => waitReady(d, "dovecot", 30_000)), ...POSTFIX_CONTAINERS.map((c) => waitReady(postfix, c, 60_000))]);
+    await Promise.all([...dovecot.map((d) => waitReady(d, "dovecot", 30_000)), ...POSTFIX_CONTAINERS.map((c) => waitReady(postfix, c))]);
   } catch (e) {
     mail.notReady = e as Error;
   }
