@@ -78,11 +78,13 @@ export function inventory(cfg: PlatformConfig): PodGroup[] {
     }
   }
   if (cfg.mail.enabled) {
-    // StatefulSets (no surge). Postfix pods carry the OpenDKIM milter sidecar; each owns a queue
-    // volume. Dovecot pods own one mailbox volume (RWO) or share one claim (RWX, counted per pod).
-    const { postfix, dovecot } = cfg.mail;
-    groups.push({ name: "postfix", namespace: "mail", serviceAccount: "postfix", maxPods: postfix.replicas, surge: 0, containers: [postfix.resources, postfix.dkim.resources], volumes: 1 });
-    groups.push({ name: "dovecot", namespace: "mail", serviceAccount: "dovecot", maxPods: dovecot.replicas, surge: 0, containers: [dovecot.resources], volumes: 1 });
+    // StatefulSets (no surge). Postfix pods carry Rspamd, its Redis, the exporter and optionally
+    // clamd as sidecars; each owns a queue volume. Dovecot pods own one mailbox volume (RWO) or
+    // share one claim (RWX, counted per pod) and serve their own metrics.
+    const { postfix, dovecot, rspamd, clamav } = cfg.mail;
+    const sidecars = [rspamd.resources, rspamd.redis.resources, postfix.exporter.resources, ...(clamav.enabled ? [clamav.resources] : [])];
+    groups.push({ name: "postfix", namespace: "mail", serviceAccount: "postfix", maxPods: postfix.replicas, surge: 0, containers: [postfix.resources, ...sidecars], volumes: 1, metricsPort: PORTS.postfix.metrics });
+    groups.push({ name: "dovecot", namespace: "mail", serviceAccount: "dovecot", maxPods: dovecot.replicas, surge: 0, containers: [dovecot.resources], volumes: 1, metricsPort: PORTS.dovecot.metrics });
   }
   if (cfg.jaeger.enabled) {
     // One pod, Recreate: Badger's files take an exclusive lock, so two pods never share the volume.

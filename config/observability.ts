@@ -112,8 +112,13 @@ export const monitoringSchema = z.strictObject({
     redisMemoryRatio: ratio,
     postgresConnectionsRatio: ratio,
     celeryQueueLength: z.number().int().min(1),
-    /** Postfix queue volume fill ratio (kubelet volume stats) above which a growing queue alerts. */
-    mailQueueVolumeRatio: ratio,
+    /** Messages in one Postfix replica's deferred queue (postfix_exporter's showq) above which a growing queue alerts. */
+    mailDeferredQueue: z.number().int().min(1),
+    /** Share of SMTP connections refused at RCPT, and of delivery attempts bounced, that alerts. */
+    mailRejectRatio: ratio,
+    mailBounceRatio: ratio,
+    /** Failed Dovecot logins per minute (all addresses) that alert: someone is guessing passwords. */
+    mailAuthFailuresPerMinute: z.number().int().min(1),
     certificateExpiryDays: z.number().int().min(1),
     backupMaxAgeHours: z.number().int().min(1),
   }),
@@ -166,7 +171,10 @@ export function monitoringDefaults(env: Environment): z.input<typeof monitoringS
       redisMemoryRatio: 0.9,
       postgresConnectionsRatio: 0.8,
       celeryQueueLength: 1000,
-      mailQueueVolumeRatio: 0.5,
+      mailDeferredQueue: 100,
+      mailRejectRatio: 0.5,
+      mailBounceRatio: 0.1,
+      mailAuthFailuresPerMinute: 30,
       certificateExpiryDays: 14,
       backupMaxAgeHours: 26,
     },

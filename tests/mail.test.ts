@@ -9,7 +9,7 @@ import { inventory } from "../config/inventory";
 import { parseConfig } from "../config/loader";
 import { defaultsFor } from "../config/schema";
 import { CAPABILITIES } from "../components/mail/security";
-import { PATHS } from "../components/mail/model";
+import { DOVECOT_PORTS, PATHS, POD_LOCAL } from "../components/mail/model";
 import { pemBody } from "../components/mail/dns";
 import { PORTS } from "../components/lib/ports";
 import { PRIVATE_RANGES } from "../components/lib/graph";
@@ -46,21 +46,35 @@ for (const stack of STACKS) {
       ev = ok(await evaluateStack(stack));
     });
 
-    it("exposes SMTP 25/465/587 on postfix and IMAP/POP3/LMTP/auth on dovecot, by named container ports", () => {
-      const expectPorts = (svc: string, pod: string, want: Record<string, number>) => {
+    it("exposes SMTP 25/465/587 on postfix and IMAP/POP3/LMTP/auth on dovecot (rootless: high container ports behind the well-known Service ports)", () => {
+      const expectPorts = (svc: string, pod: string, want: Record<string, number>, containerPorts: Record<string, number>) => {
         const s = findObject(ev, "Service", svc, ns);
-        const c = container(podOf(ev, pod, stack), pod);
+        const spec = podOf(ev, pod, stack);
         expect(Object.fromEntries(s.spec.ports.map((p: any) => [p.name, p.port]))).to.deep.equal(want);
         for (const p of s.spec.ports) {
           expect(p.protocol).to.equal("TCP");
-          const cp = c.ports.find((x: any) => x.name === p.targetPort);
+          const cp = spec.containers.flatMap((c: any) => c.ports ?? []).find((x: any) => x.name === p.targetPort);
           expect(cp, `${svc} targetPort ${p.targetPort}`).to.exist;
-          expect(cp.containerPort).to.equal(p.port);
+          expect(cp.containerPort, `${svc} ${p.name}`).to.equal(containerPorts[p.name]);
         }
         expect(s.spec.selector).to.deep.equal(findObject(ev, "StatefulSet", pod, ns).spec.selector.matchLabels);
       };
-      expectPorts("postfix", "postfix", { smtp: 25, smtps: 465, submission: 587 });
-      expectPorts("dovecot", "dovecot", { imap: 143, imaps: 993, pop3: 110, pop3s: 995, lmtp: 24, auth: 12345 });
+      const postfixPorts = { smtp: 25, smtps: 465, submission: 587, metrics: PORTS.postfix.metrics };
+      expectPorts("postfix", "postfix", postfixPorts, postfixPorts);
+      const d = PORTS.dovecot;
+      expectPorts("dovecot", "dovecot", { imap: d.imap, imaps: d.imaps, pop3: d.pop3, pop3s: d.pop3s, lmtp: d.lmtp, auth: d.auth, metrics: d.metrics }, DOVECOT_PORTS);
+      // Nothing in the Dovecot pod needs a port below 1024.
+      for (const c of podOf(ev, "dovecot", stack).containers) for (const p of c.ports) expect(p.containerPort, p.name).to.be.above(1023);
+    });
+
+    it("gives each StatefulSet a headless governing Service (serviceName), so per-pod DNS names exist", () => {
+      for (const sts of objectsOfKind(ev, "StatefulSet")) {
+        const gov = findObject(ev, "Service", sts.spec.serviceName, sts.metadata.namespace);
+        expect(gov.spec.clusterIP, `${sts.metadata.name}: ${sts.spec.serviceName}`).to.equal("None");
+        expect(gov.spec.selector).to.deep.equal(sts.spec.selector.matchLabels);
+      }
+      // The client Services stay ClusterIP (stable virtual address, port mapping).
+      for (const svc of ["postfix", "dovecot"]) expect(findObject(ev, "Service", svc, ns).spec.clusterIP).to.be.undefined;
     });
 
     it(`publishes the mail ports on a ${stack === "dev" ? "NodePort" : "LoadBalancer"} Service with externalTrafficPolicy Local`, () => {
@@ -73,7 +87,7 @@ for (const stack of STACKS) {
         expect(s.spec.externalTrafficPolicy).to.equal("Local");
         expect(s.spec.ports.map((p: any) => p.port)).to.have.members([...ports]);
       }
-      expect(objectsOfKind(ev, "Service").filter((s: any) => s.metadata.namespace === ns && s.spec.type !== "ClusterIP")).to.have.length(2);
+      expect(objectsOfKind(ev, "Service").filter((s: any) => s.metadata.namespace === ns && ["LoadBalancer", "NodePort"].includes(s.spec.type))).to.have.length(2);
     });
 
     it("couples Postfix to Dovecot: LMTP delivery, Dovecot SASL, and the seed 003 limits and TLS floor", () => {
@@ -91,8 +105,11 @@ for (const stack of STACKS) {
       expect(main.relayhost).to.be.undefined;
       // Dovecot listens where Postfix points.
       const conf = findObject(ev, "ConfigMap", "dovecot-config", ns).data["dovecot.conf"];
-      expect(conf).to.match(/service lmtp \{\s+inet_listener lmtp \{\s+port = 24\s+\}/);
-      expect(conf).to.match(/service auth \{\s+inet_listener auth \{\s+port = 12345\s+\}/);
+      // The Service maps the ports Postfix uses (24, 12345) to where Dovecot listens without root.
+      const svc = findObject(ev, "Service", "dovecot", ns).spec.ports;
+      expect(svc.find((p: any) => p.port === PORTS.dovecot.lmtp).targetPort).to.equal("lmtp");
+      expect(conf).to.match(new RegExp(`service lmtp \\{\\s+inet_listener lmtp \\{\\s+port = ${DOVECOT_PORTS.lmtp}\\s+\\}`));
+      expect(conf).to.match(new RegExp(`service auth \\{\\s+inet_listener auth \\{\\s+port = ${DOVECOT_PORTS.auth}\\s+\\}`));
       expect(conf).to.include("scheme=BLF-CRYPT");
       expect(conf).to.include("ssl_min_protocol = TLSv1.2");
     });
@@ -152,7 +169,7 @@ for (const stack of STACKS) {
       });
     }
 
-    it("generates the DKIM key, mounts it into the OpenDKIM milter, and publishes its public key in the DKIM record", () => {
+    it("generates the DKIM key, mounts it into Rspamd (the signing milter), and publishes its public key in the DKIM record", () => {
       const rec = ev.resources.find((r) => r.type === "tls:index/privateKey:PrivateKey" && r.name.startsWith("dkim-"))!;
       expect(rec.inputs).to.include({ algorithm: "RSA", rsaBits: 2048 });
       const generated = mockState(rec.type, rec.name, rec.inputs);
@@ -161,13 +178,16 @@ for (const stack of STACKS) {
       expect(isSecretAt(recordOf(ev, "Secret", "dkim-key"), "stringData.dkim.private")).to.equal(true);
       const spec = podOf(ev, "postfix", stack);
       expect(spec.volumes.find((v: any) => v.name === "dkim-key").secret.secretName).to.equal("dkim-key");
-      const milter = container(spec, "opendkim");
+      const milter = container(spec, "rspamd");
       expect(milter.volumeMounts.find((v: any) => v.name === "dkim-key").mountPath).to.equal(PATHS.dkimKey);
-      expect(milter.args.join(" ")).to.include(`${PATHS.dkimKey}/dkim.private`);
-      const conf = findObject(ev, "ConfigMap", "postfix-config", ns).data["opendkim.conf"];
-      expect(conf).to.include(`KeyFile ${PATHS.dkimKeyRuntime}/dkim.private`).and.include(`Selector ${mc.postfix.dkim.selector}`).and.include(`Domain ${mc.domain}`);
+      // Only the rspamd container sees the key.
+      expect(spec.containers.filter((c: any) => (c.volumeMounts ?? []).some((v: any) => v.name === "dkim-key")).map((c: any) => c.name)).to.deep.equal(["rspamd"]);
+      const conf = findObject(ev, "ConfigMap", "rspamd-config", ns).data["dkim_signing.conf"];
+      expect(conf).to.include(`path = "${PATHS.dkimKey}/dkim.private"`).and.include(`selector = "${mc.postfix.dkim.selector}"`).and.include(`  ${mc.domain} {`).and.include("sign_authenticated = true");
+      expect(spec.containers.map((c: any) => c.name)).to.not.include("opendkim");
       const main = postconf(findObject(ev, "ConfigMap", "postfix-config", ns).data["main.cf"]);
-      expect(main.smtpd_milters).to.equal("inet:127.0.0.1:8891");
+      expect(main.smtpd_milters).to.equal(`inet:127.0.0.1:${POD_LOCAL.milter}`);
+      expect(findObject(ev, "ConfigMap", "rspamd-config", ns).data["override.d_worker-proxy.inc"]).to.include(`bind_socket = "127.0.0.1:${POD_LOCAL.milter}"`).and.include("milter = yes");
       expect(main.milter_default_action).to.equal("tempfail");
       const dns = ev.outputs.mailDnsRecords as any;
       expect(dns.dkim.name).to.equal(`${mc.postfix.dkim.selector}._domainkey.${mc.domain}.`);
@@ -211,18 +231,18 @@ for (const stack of STACKS) {
       const dovecotIn = pol("dovecot").ingress;
       const fromPostfix = dovecotIn.filter((r: any) => r.from[0].podSelector && !r.from[0].namespaceSelector);
       expect(fromPostfix.every((r: any) => JSON.stringify(r.from[0].podSelector.matchLabels) === JSON.stringify(postfixSel))).to.equal(true);
-      expect(fromPostfix.flatMap(ports).sort()).to.deep.equal([12345, 24]);
+      expect(fromPostfix.flatMap(ports).sort()).to.deep.equal([DOVECOT_PORTS.lmtp, DOVECOT_PORTS.auth].sort());
       const internetIn = dovecotIn.filter((r: any) => r.from[0].ipBlock);
-      expect(internetIn.flatMap(ports)).to.deep.equal([110, 143, 993, 995]);
+      expect(internetIn.flatMap(ports)).to.deep.equal([DOVECOT_PORTS.pop3, DOVECOT_PORTS.imap, DOVECOT_PORTS.imaps, DOVECOT_PORTS.pop3s]);
       expect(internetIn[0].from[0].ipBlock.except).to.deep.equal(PRIVATE_RANGES);
       expect(pol("dovecot").egress).to.be.undefined;
       const postfix = pol("postfix");
       expect(postfix.ingress.filter((r: any) => r.from[0].ipBlock).flatMap(ports)).to.deep.equal([25, 465, 587]);
       expect(postfix.egress.filter((r: any) => r.to[0].ipBlock).flatMap(ports)).to.deep.equal([25, 465, 587]);
-      expect(postfix.egress.filter((r: any) => r.to[0].podSelector).flatMap(ports).sort()).to.deep.equal([12345, 24]);
+      expect(postfix.egress.filter((r: any) => r.to[0].podSelector).flatMap(ports).sort()).to.deep.equal([DOVECOT_PORTS.lmtp, DOVECOT_PORTS.auth].sort());
     });
 
-    it("passes Pod Security baseline with only the justified capabilities, no escalation, RuntimeDefault seccomp", () => {
+    it("runs only Postfix's master as root (baseline, justified capabilities); every other mail container and the whole Dovecot pod pass restricted", () => {
       expect(findObject(ev, "Namespace", ns).metadata.labels["pod-security.kubernetes.io/enforce"]).to.equal("baseline");
       for (const name of ["postfix", "dovecot"]) {
         const spec = podOf(ev, name, stack);
@@ -235,10 +255,21 @@ for (const stack of STACKS) {
           expect(sc.allowPrivilegeEscalation, c.name).to.equal(false);
           expect(sc.privileged).to.equal(false);
           expect(sc.capabilities.drop).to.deep.equal(["ALL"]);
-          expect(sc.capabilities.add).to.have.members(Object.keys(CAPABILITIES[c.name as keyof typeof CAPABILITIES]));
           expect(sc.seccompProfile.type).to.equal("RuntimeDefault");
+          if (c.name === "postfix") {
+            expect(sc.capabilities.add).to.have.members(Object.keys(CAPABILITIES.postfix));
+          } else {
+            expect(sc.capabilities.add, c.name).to.be.undefined;
+            expect(sc.runAsNonRoot, c.name).to.equal(true);
+            expect(sc.runAsUser, c.name).to.be.above(0);
+            expect(sc.readOnlyRootFilesystem, c.name).to.equal(true);
+          }
         }
       }
+      // Dovecot runs without root: its pod passes restricted as a whole, not just baseline.
+      expect(podSecurityViolations(podOf(ev, "dovecot", stack), "restricted")).to.deep.equal([]);
+      const postfixPod = podOf(ev, "postfix", stack);
+      expect(podSecurityViolations({ ...postfixPod, containers: postfixPod.containers.filter((c: any) => c.name !== "postfix") }, "restricted")).to.deep.equal([]);
       // Neither pod may pick up a host mount or a privileged sidecar later without this failing.
       expect(podSecurityViolations({ containers: [{ name: "x", securityContext: { capabilities: { add: ["NET_ADMIN"] } } }], volumes: [{ name: "h", hostPath: { path: "/" } }] }, "baseline")).to.have.length(2);
     });
@@ -248,7 +279,7 @@ for (const stack of STACKS) {
       const dovecot = container(podOf(ev, "dovecot", stack), "dovecot");
       for (const probe of ["readinessProbe", "livenessProbe", "startupProbe"]) {
         expect(postfix[probe].exec.command.join(" "), probe).to.include("/dev/tcp/127.0.0.1/25").and.include('"220 "');
-        expect(dovecot[probe].exec.command.join(" "), probe).to.include("/dev/tcp/127.0.0.1/143").and.include('"* OK"');
+        expect(dovecot[probe].exec.command.join(" "), probe).to.include(`/dev/tcp/127.0.0.1/${DOVECOT_PORTS.imap}`).and.include('"* OK"');
       }
     });
 
@@ -272,7 +303,9 @@ for (const stack of STACKS) {
     it("sizes both workloads per environment and keeps the inventory in sync with the pods", () => {
       const postfix = podOf(ev, "postfix", stack);
       expect(container(postfix, "postfix").resources).to.deep.equal(mc.postfix.resources);
-      expect(container(postfix, "opendkim").resources).to.deep.equal(mc.postfix.dkim.resources);
+      expect(container(postfix, "rspamd").resources).to.deep.equal(mc.rspamd.resources);
+      expect(container(postfix, "redis").resources).to.deep.equal(mc.rspamd.redis.resources);
+      expect(container(postfix, "exporter").resources).to.deep.equal(mc.postfix.exporter.resources);
       expect(container(podOf(ev, "dovecot", stack), "dovecot").resources).to.deep.equal(mc.dovecot.resources);
       const cfg = parseConfig(Object.fromEntries(Object.entries(ev.config).map(([k, v]) => [k.split(":")[1], tryJson(v)])), { stack });
       const groups = inventory(cfg).filter((g) => g.namespace === "mail");

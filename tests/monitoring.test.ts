@@ -2,9 +2,11 @@ import { expect } from "chai";
 import { inventory } from "../config/inventory";
 import { alertGroups } from "../components/monitoring/rules";
 import { dashboardPanels } from "../components/monitoring/dashboard";
+import { DOVECOT_METRICS } from "../components/mail/dovecot";
 import { evaluate, evaluateStack, objectsOfKind, ok, STACKS, configOf } from "./harness";
 import { matchesSelector } from "./reachability";
 import { validateObject } from "./checks";
+import { metricNames } from "./promql";
 
 /**
  * Metric names the deployed exporters really expose (their documentation / source), and nothing
@@ -23,29 +25,19 @@ const EXPORTED_METRICS: Record<string, string[]> = {
     "kube_deployment_status_replicas_updated",
     "kube_deployment_status_replicas_unavailable",
     "kube_cronjob_status_last_successful_time",
+    "kube_endpoint_address",
+    "kube_pod_container_status_ready",
   ],
   postgres_exporter: ["pg_stat_activity_count", "pg_settings_max_connections"],
   // redis_key_size: the Celery queue lists the exporter is told to check (REDIS_EXPORTER_CHECK_SINGLE_KEYS).
   redis_exporter: ["redis_memory_used_bytes", "redis_memory_max_bytes", "redis_key_size"],
-  // kubelet /metrics (volume stats), scraped by every kube-prometheus-stack install.
-  kubelet: ["kubelet_volume_stats_used_bytes", "kubelet_volume_stats_capacity_bytes"],
+  // postfix_exporter sidecar: showq histograms per queue, counters from the log (the daemon tier scrapes the real one).
+  postfix_exporter: ["postfix_showq_message_age_seconds_count", "postfix_smtpd_messages_rejected_total", "postfix_smtpd_connects_total", "postfix_smtp_messages_processed_total"],
+  // Dovecot's stats service: the `metric` blocks of dovecot.conf, as dovecot_<name>_total.
+  dovecot: DOVECOT_METRICS.map((m) => `dovecot_${m.name}_total`),
   "cert-manager": ["certmanager_certificate_expiration_timestamp_seconds"],
 };
 const KNOWN = new Set(Object.values(EXPORTED_METRICS).flat());
-const PROMQL_WORDS = new Set(["and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset"]);
-
-/** Metric names an expression selects: identifiers outside label matchers, ranges and grouping lists, not called as functions. */
-export function metricNames(expr: string): string[] {
-  const stripped = expr
-    .replace(/"[^"]*"/g, '""')
-    .replace(/\{[^}]*\}/g, "")
-    .replace(/\[[^\]]*\]/g, "")
-    .replace(/\b(by|without|on|ignoring)\s*\([^)]*\)/g, "");
-  const names = [...stripped.matchAll(/[A-Za-z_:][A-Za-z0-9_:]*(?!\s*\()/g)].map((m) => m[0]);
-  // The negative lookahead can stop one character early on a function name; drop prefixes of called names.
-  const called = new Set([...stripped.matchAll(/([A-Za-z_:][A-Za-z0-9_:]*)\s*\(/g)].map((m) => m[1]));
-  return [...new Set(names.filter((n) => !PROMQL_WORDS.has(n) && ![...called].some((c) => c.startsWith(n))))];
-}
 
 const ISSUE_ALERTS = [
   "HighErrorRate",
@@ -57,7 +49,14 @@ const ISSUE_ALERTS = [
   "RedisMemoryHigh",
   "CeleryQueueBacklog",
   "PostgresConnectionsNearMax",
-  "MailQueueGrowing",
+  "MailSMTPDown",
+  "MailIMAPDown",
+  "RspamdDown",
+  "MailDeferredQueueGrowing",
+  "MailRejectRateHigh",
+  "MailBounceRateHigh",
+  "MailAuthFailuresHigh",
+  "MailCertificateExpiringSoon",
   "CertificateExpiringSoon",
   "BackupTooOld",
 ];
@@ -156,7 +155,8 @@ describe("monitoring", () => {
         expect(by("CeleryQueueBacklog").expr).to.contain('key=~"default"').and.contain(`> ${t.celeryQueueLength}`);
         expect(by("CertificateExpiringSoon").expr).to.contain('name="email-platform-tls"').and.contain(`< ${t.certificateExpiryDays * 86400}`);
         expect(by("BackupTooOld").expr).to.contain(`> ${t.backupMaxAgeHours * 3600}`);
-        expect(by("MailQueueGrowing").expr).to.contain(`namespace="email-platform-mail-${stack}"`);
+        for (const a of alerts.filter((x) => x.alert.startsWith("Mail") || x.alert === "RspamdDown")) expect(a.expr, a.alert).to.contain(`namespace="email-platform-mail-${stack}"`);
+        expect(by("MailDeferredQueueGrowing").expr).to.contain('queue="deferred"').and.contain(`> ${t.mailDeferredQueue}`);
       });
 
       // Only where monitoring is on (staging, prod); dev's absence of every monitoring object is tested above.
@@ -179,7 +179,7 @@ describe("monitoring", () => {
     expect(objectsOfKind(ev, "ServiceMonitor").map((m) => m.metadata.name).sort()).to.deep.equal(expected.map((g) => g.name).sort());
     expect(expected.map((g) => g.name)).to.include("jaeger").and.not.include("postfix");
     const names = alertGroups(configOf("dev", { monitoring: { enabled: true }, mail: { enabled: false } })).flatMap((g) => g.rules.map((r) => r.alert));
-    expect(names).to.not.include("MailQueueGrowing");
+    expect(names.filter((n) => n.startsWith("Mail") || n === "RspamdDown")).to.deep.equal([]);
     // No TLS in dev: no certificate to watch.
     expect(names).to.not.include("CertificateExpiringSoon");
   });
@@ -193,19 +193,31 @@ describe("monitoring", () => {
     expect(JSON.stringify(objectsOfKind(ev, "NetworkPolicy"))).not.to.contain('"monitoring"');
   });
 
-  it("watches the Postfix queue on the claims the Postfix StatefulSet really creates (prod)", async () => {
+  it("mail alerts read the objects the mail tier really creates: the Services' endpoints, the rspamd container, the Certificate (prod)", async () => {
     const ev = ok(await evaluateStack("prod"));
     const cfg = configOf("prod");
-    const [rule] = objectsOfKind(ev, "PrometheusRule");
-    const alert = rule.spec.groups.flatMap((g: any) => g.rules).find((r: any) => r.alert === "MailQueueGrowing");
-    const postfix = objectsOfKind(ev, "StatefulSet").find((s) => s.metadata.name === "postfix" && s.metadata.namespace === cfg.platform.mailNamespace);
-    // PVCs of a StatefulSet are named <template>-<set>-<ordinal>.
-    const claims = Array.from({ length: postfix.spec.replicas }, (_, i) => `${postfix.spec.volumeClaimTemplates[0].metadata.name}-postfix-${i}`);
-    const pattern = new RegExp(`^${/persistentvolumeclaim=~"([^"]+)"/.exec(alert.expr)![1]}$`);
-    expect(claims.length).to.equal(cfg.mail.postfix.replicas);
-    for (const claim of claims) expect(claim).to.match(pattern);
-    expect(alert.expr).to.include(`namespace="${cfg.platform.mailNamespace}"`);
-    expect(alert.expr).to.include(`> ${cfg.monitoring.thresholds.mailQueueVolumeRatio}`);
+    const alerts = objectsOfKind(ev, "PrometheusRule")[0].spec.groups.flatMap((g: any) => g.rules);
+    const by = (n: string) => alerts.find((r: any) => r.alert === n).expr as string;
+    const mailNs = cfg.platform.mailNamespace;
+    const named = (kind: string, name: string) => objectsOfKind(ev, kind).some((o) => o.metadata.name === name && o.metadata.namespace === mailNs);
+    for (const [alert, svc] of [["MailSMTPDown", "postfix"], ["MailIMAPDown", "dovecot"]]) {
+      const endpoint = /endpoint="([^"]+)"/.exec(by(alert))![1];
+      expect(endpoint).to.equal(svc);
+      expect(named("Service", endpoint), endpoint).to.equal(true);
+    }
+    const container = /container="([^"]+)"/.exec(by("RspamdDown"))![1];
+    const postfix = objectsOfKind(ev, "StatefulSet").find((s) => s.metadata.name === "postfix");
+    expect(postfix.spec.template.spec.containers.map((c: any) => c.name)).to.include(container);
+    const cert = /name="([^"]+)"/.exec(by("MailCertificateExpiringSoon"))![1];
+    expect(named("Certificate", cert), cert).to.equal(true);
+    // The deferred-queue alert reads the exporter the Postfix pod runs, scraped through its ServiceMonitor.
+    expect(postfix.spec.template.spec.containers.some((c: any) => (c.ports ?? []).some((p: any) => p.name === "metrics"))).to.equal(true);
+    expect(objectsOfKind(ev, "ServiceMonitor").map((m) => m.metadata.name)).to.include.members(["postfix", "dovecot"]);
+  });
+
+  it("without cert-manager (self-signed mail certificate) there is no mail certificate alert", () => {
+    const names = alertGroups(configOf("dev", { monitoring: { enabled: true } })).flatMap((g) => g.rules.map((r) => r.alert));
+    expect(names).to.include("MailSMTPDown").and.not.include("MailCertificateExpiringSoon");
   });
 
   it("the Celery backlog alert reads queue lengths the Redis exporter is told to export, from the broker's DB (prod)", async () => {

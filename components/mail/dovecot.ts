@@ -1,9 +1,10 @@
 // Dovecot 2.3 configuration as pure functions of the mail model. The dovecot-config ConfigMap is
 // mounted over /etc/dovecot (the image's config volume), so dovecot.conf below is the whole
-// configuration: nothing from the image's sample config applies.
-import { PATHS, PROXY_PORTS } from "./model";
+// configuration: nothing from the image's sample config applies. Dovecot runs without root: the
+// master and every service run as vmail, listeners are on high ports (DOVECOT_PORTS), nothing is
+// chrooted, and everything Dovecot writes besides mailboxes is on emptyDirs.
+import { DOVECOT_PORTS, PATHS, PROXY_PORTS } from "./model";
 import type { MailModel } from "./model";
-import { PORTS } from "../lib/ports";
 
 export function dovecotConf(m: MailModel): string {
   const proxy = (name: string, port: number, ssl: boolean) =>
@@ -14,6 +15,16 @@ export function dovecotConf(m: MailModel): string {
     "listen = *",
     "log_path = /dev/stderr",
     "info_log_path = /dev/stdout",
+    "",
+    "# Rootless: one unprivileged user (vmail) for the master and every service",
+    "default_internal_user = vmail",
+    "default_internal_group = vmail",
+    "default_login_user = vmail",
+    `base_dir = ${PATHS.dovecotRun}`,
+    `state_dir = ${PATHS.dovecotState}`,
+    "",
+    "# Password guessing: every failed login waits this long; anvil's per-address penalty adds more after repeated failures",
+    `auth_failure_delay = ${m.authFailureDelaySeconds} secs`,
     "",
     "# Mailboxes: one Maildir per user on the mail volume, owned by vmail (uid 1000 in the image)",
     `mail_home = ${PATHS.mail}/%Ld/%Ln`,
@@ -41,11 +52,11 @@ export function dovecotConf(m: MailModel): string {
     "disable_plaintext_auth = yes",
     "passdb {",
     "  driver = passwd-file",
-    `  args = scheme=BLF-CRYPT username_format=%Lu ${PATHS.dovecotUsersRuntime}`,
+    `  args = scheme=BLF-CRYPT username_format=%Lu ${PATHS.dovecotUsers}/users`,
     "}",
     "userdb {",
     "  driver = passwd-file",
-    `  args = username_format=%Lu ${PATHS.dovecotUsersRuntime}`,
+    `  args = username_format=%Lu ${PATHS.dovecotUsers}/users`,
     `  default_fields = uid=vmail gid=vmail home=${PATHS.mail}/%Ld/%Ln`,
     "}",
     "",
@@ -59,26 +70,41 @@ export function dovecotConf(m: MailModel): string {
     "ssl_prefer_server_ciphers = yes",
     ...(m.proxy ? ["", "# The load balancer sends PROXY headers on the *_proxy listeners only", `haproxy_trusted_networks = ${m.trustedNetworks.join(" ")}`] : []),
     "",
+    // No chroot: it needs root (CAP_SYS_CHROOT); the container's own filesystem is the jail.
     "service imap-login {",
-    `  inet_listener imap {\n    port = ${PORTS.dovecot.imap}\n  }`,
-    `  inet_listener imaps {\n    port = ${PORTS.dovecot.imaps}\n    ssl = yes\n  }`,
+    "  chroot =",
+    `  inet_listener imap {\n    port = ${DOVECOT_PORTS.imap}\n  }`,
+    `  inet_listener imaps {\n    port = ${DOVECOT_PORTS.imaps}\n    ssl = yes\n  }`,
     ...proxy("imap", PROXY_PORTS.dovecot.imap, false),
     ...proxy("imaps", PROXY_PORTS.dovecot.imaps, true),
     "}",
     "service pop3-login {",
-    `  inet_listener pop3 {\n    port = ${PORTS.dovecot.pop3}\n  }`,
-    `  inet_listener pop3s {\n    port = ${PORTS.dovecot.pop3s}\n    ssl = yes\n  }`,
+    "  chroot =",
+    `  inet_listener pop3 {\n    port = ${DOVECOT_PORTS.pop3}\n  }`,
+    `  inet_listener pop3s {\n    port = ${DOVECOT_PORTS.pop3s}\n    ssl = yes\n  }`,
     ...proxy("pop3", PROXY_PORTS.dovecot.pop3, false),
     ...proxy("pop3s", PROXY_PORTS.dovecot.pop3s, true),
     "}",
-    "# Local delivery from Postfix (virtual_transport = lmtp:inet:dovecot...:24)",
+    `# Local delivery from Postfix (virtual_transport = lmtp:inet:dovecot...:${m.lmtp.port}; the Service maps it here)`,
     "service lmtp {",
-    `  inet_listener lmtp {\n    port = ${m.lmtp.port}\n  }`,
+    `  inet_listener lmtp {\n    port = ${DOVECOT_PORTS.lmtp}\n  }`,
     "}",
-    "# SASL for Postfix submission (smtpd_sasl_type = dovecot, smtpd_sasl_path = inet:dovecot...:12345)",
+    `# SASL for Postfix submission (smtpd_sasl_type = dovecot, smtpd_sasl_path = inet:dovecot...:${m.auth.port})`,
     "service auth {",
-    `  inet_listener auth {\n    port = ${m.auth.port}\n  }`,
+    `  inet_listener auth {\n    port = ${DOVECOT_PORTS.auth}\n  }`,
     "}",
+    "service auth-worker {",
+    "  user = $default_internal_user",
+    "}",
+    "service anvil {",
+    "  chroot =",
+    "}",
+    "",
+    "# Prometheus metrics (Dovecot's own OpenMetrics endpoint): logins and failures by protocol",
+    "service stats {",
+    `  inet_listener http {\n    port = ${DOVECOT_PORTS.metrics}\n  }`,
+    "}",
+    ...DOVECOT_METRICS.flatMap((mt) => [`metric ${mt.name} {`, `  filter = ${mt.filter}`, ...(mt.groupBy ? [`  group_by = ${mt.groupBy}`] : []), "}"]),
     "protocol lmtp {",
     `  postmaster_address = ${m.postmaster}`,
     "}",
@@ -94,27 +120,28 @@ export function passwdFile(entries: { address: string; bcryptHash: string }[]): 
   return entries.map((e) => `${e.address}:{BLF-CRYPT}${e.bcryptHash}::::::`).join("\n") + "\n";
 }
 
+/** Metrics Dovecot's stats service exports (as dovecot_<name>_total); alerts read these names. */
+export const DOVECOT_METRICS = [
+  { name: "auth_success", filter: "event=auth_request_finished AND success=yes", groupBy: "" },
+  { name: "auth_failures", filter: "event=auth_request_finished AND NOT success=yes", groupBy: "" },
+  { name: "logins", filter: "event=auth_request_finished AND success=yes AND service=*", groupBy: "service" },
+];
+
 /**
- * Container entry (run by the image's tini): copy the user list where only root and the auth
- * process (group dovecot) can read it, run Dovecot in the foreground, and reload it when the
- * certificate or the user list Secret changes (Secret volumes update in place).
+ * Container entry (run by the image's tini) as vmail: run Dovecot in the foreground and reload it
+ * when the certificate or the user list Secret changes (Secret volumes update in place).
  */
 export function dovecotRunScript(): string {
-  const runtime = PATHS.dovecotUsersRuntime;
-  const dir = runtime.slice(0, runtime.lastIndexOf("/"));
   return [
     "#!/bin/sh",
     "set -eu",
-    `mkdir -p ${dir}`,
-    `install_users() { install -o root -g dovecot -m 0640 ${PATHS.dovecotUsers}/users ${runtime}.new && mv -f ${runtime}.new ${runtime}; }`,
     `fingerprint() { cat ${PATHS.tls}/tls.crt ${PATHS.tls}/tls.key ${PATHS.dovecotUsers}/users 2>/dev/null | cksum; }`,
     "watch_secrets() {",
     "  last=$(fingerprint)",
     "  while sleep 60; do",
-    '    now=$(fingerprint); if [ "$now" != "$last" ]; then last=$now; install_users; doveadm reload || true; fi',
+    '    now=$(fingerprint); if [ "$now" != "$last" ]; then last=$now; doveadm reload || true; fi',
     "  done",
     "}",
-    "install_users",
     "watch_secrets &",
     "exec /usr/sbin/dovecot -F",
     "",

@@ -1,6 +1,7 @@
-// The mail tier (issue #5): Postfix (SMTP 25, smtps 465, submission 587, OpenDKIM sidecar) and
-// Dovecot (IMAP 143/993, POP3 110/995, LMTP 24, SASL auth 12345) in the mail namespace. Postfix
-// delivers to Dovecot over LMTP and authenticates submission against Dovecot's auth service.
+// The mail tier: Postfix (SMTP 25 behind postscreen, smtps 465, submission 587; Rspamd, its Redis
+// and the metrics exporter as sidecars) and Dovecot (IMAP 143/993, POP3 110/995, LMTP 24, SASL
+// auth 12345, rootless on high container ports) in the mail namespace. Postfix delivers to Dovecot
+// over LMTP and authenticates submission against Dovecot's auth service.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
@@ -18,8 +19,9 @@ import type { DnsRecord } from "./dns";
 import { dovecotConf, dovecotRunScript, passwdFile } from "./dovecot";
 import { mailModel } from "./model";
 import type { ExternalPort, MailModel } from "./model";
-import { mainCf, masterCf, opendkimConf, postfixRunScript, relayPasswordLine, senderLoginMap, vmailboxMap, virtualAliasMap } from "./postfix";
-import { dovecotSpec, postfixSpec, proxyPortName } from "./workloads";
+import { mainCf, masterCf, postfixRunScript, postscreenAccess, relayPasswordLine, senderLoginMap, vmailboxMap, virtualAliasMap } from "./postfix";
+import { OVERRIDE_PREFIX, rspamdFiles } from "./rspamd";
+import { dovecotSpec, postfixAnnotations, postfixSpec, proxyPortName } from "./workloads";
 
 export interface MailArgs {
   config: PlatformConfig;
@@ -103,7 +105,7 @@ export class MailTier extends pulumi.ComponentResource {
       tlsSecretName = secret("mail-tls", ns, { "tls.crt": cert.certPem, "tls.key": key.privateKeyPem }, "kubernetes.io/tls").metadata.name;
     }
 
-    // ---- DKIM: generated key (a new selector/rotation means a new key), Secret for the milter.
+    // ---- DKIM: generated key (a new selector/rotation means a new key), Secret for Rspamd's signer.
     const dkimKey = new tls.PrivateKey(`dkim-${m.selector}-r${mc.postfix.dkim.rotation}`, { algorithm: "RSA", rsaBits: 2048 }, child);
     const dkimSecret = secret("dkim-key", ns, { "dkim.private": dkimKey.privateKeyPem });
 
@@ -145,14 +147,18 @@ export class MailTier extends pulumi.ComponentResource {
       vmailbox: vmailboxMap(m),
       virtual: virtualAliasMap(m),
       sender_login: senderLoginMap(m),
-      "opendkim.conf": opendkimConf(m),
+      ...(m.postscreen.enabled ? { "postscreen_access.cidr": postscreenAccess(m) } : {}),
+      ...(m.relay?.caPem ? { "relay-ca.pem": m.relay.caPem } : {}),
       "run.sh": postfixRunScript(m),
     };
+    const rspamd = rspamdFiles(m);
+    const rspamdData = { ...rspamd.local, ...Object.fromEntries(Object.entries(rspamd.override).map(([k, v]) => [`${OVERRIDE_PREFIX}${k}`, v])) };
     const dovecotFiles = { "dovecot.conf": dovecotConf(m), "run.sh": dovecotRunScript() };
     const configMap = (id: string, daemon: string, data: Record<string, string>) =>
       new k8s.core.v1.ConfigMap(id, { metadata: { name: id, namespace: ns, labels: labels(cfg, { name: daemon, component: "mail" }) }, data }, child);
     const postfixConfig = configMap("postfix-config", "postfix", postfixFiles);
     const dovecotConfig = configMap("dovecot-config", "dovecot", dovecotFiles);
+    const rspamdConfig = configMap("rspamd-config", "postfix", rspamdData);
 
     // ---- Workloads.
     let sharedClaim: pulumi.Output<string> | undefined;
@@ -167,19 +173,23 @@ export class MailTier extends pulumi.ComponentResource {
       );
       sharedClaim = pvc.metadata.name;
     }
-    const workload = (id: "postfix" | "dovecot", spec: k8s.types.input.apps.v1.StatefulSetSpec) =>
-      new k8s.apps.v1.StatefulSet(id, { metadata: { name: id, namespace: ns, labels: labels(cfg, { name: id, component: "mail", image: mc[id].image }) }, spec }, stateful);
+    const workload = (id: "postfix" | "dovecot", spec: k8s.types.input.apps.v1.StatefulSetSpec, annotations: Record<string, string> = {}) =>
+      new k8s.apps.v1.StatefulSet(id, { metadata: { name: id, namespace: ns, labels: labels(cfg, { name: id, component: "mail", image: mc[id].image }), annotations }, spec }, stateful);
     workload(
       "postfix",
       postfixSpec(cfg, m, {
         serviceAccount: args.serviceAccount("postfix"),
         configMap: postfixConfig.metadata.name,
         tlsSecret: tlsSecretName,
+        rspamdConfigMap: rspamdConfig.metadata.name,
+        rspamdFiles: { local: Object.keys(rspamd.local), override: Object.keys(rspamd.override) },
+        rspamdChecksum: checksum(rspamdData),
         dkimSecret: dkimSecret.metadata.name,
         dkimChecksum: checksum(dkimKey.publicKeyPem),
         relaySecret,
         configChecksum: checksum(postfixFiles),
       }),
+      postfixAnnotations(),
     );
     workload(
       "dovecot",
@@ -205,12 +215,16 @@ export class MailTier extends pulumi.ComponentResource {
         child,
       );
     const tcp = (name: string, port: number) => ({ name, port, targetPort: name, protocol: "TCP" });
-    service("postfix", "postfix", { type: "ClusterIP", ports: [tcp("smtp", 25), tcp("smtps", 465), tcp("submission", 587)] });
+    const postfixPorts = [tcp("smtp", 25), tcp("smtps", 465), tcp("submission", 587)];
+    service("postfix", "postfix", { type: "ClusterIP", ports: [...postfixPorts, tcp("metrics", PORTS.postfix.metrics)] });
     const d = PORTS.dovecot;
-    service("dovecot", "dovecot", {
-      type: "ClusterIP",
-      ports: [tcp("imap", d.imap), tcp("imaps", d.imaps), tcp("pop3", d.pop3), tcp("pop3s", d.pop3s), tcp("lmtp", d.lmtp), tcp("auth", d.auth)],
-    });
+    const dovecotPorts = [tcp("imap", d.imap), tcp("imaps", d.imaps), tcp("pop3", d.pop3), tcp("pop3s", d.pop3s), tcp("lmtp", d.lmtp), tcp("auth", d.auth)];
+    service("dovecot", "dovecot", { type: "ClusterIP", ports: [...dovecotPorts, tcp("metrics", d.metrics)] });
+    // The StatefulSets' governing Services: headless, so postfix-0.postfix-headless.<ns> and
+    // dovecot-0.dovecot-headless.<ns> exist (also for pods that are not ready yet).
+    for (const [id, daemon, ps] of [["postfix-headless", "postfix", postfixPorts], ["dovecot-headless", "dovecot", dovecotPorts]] as const) {
+      service(id, daemon, { clusterIP: "None", publishNotReadyAddresses: true, ports: ps });
+    }
     const publicPorts = (ps: ExternalPort[]) => ps.map((p) => ({ name: p.name, port: p.port, targetPort: m.proxy ? proxyPortName(p.name) : p.name, protocol: "TCP" }));
     const annotations = { ...mc.exposure.annotations, ...(m.proxy ? mc.exposure.proxyProtocol.annotations : {}) };
     // Local: no second hop through another node, so the client's address reaches Postfix's
@@ -221,8 +235,9 @@ export class MailTier extends pulumi.ComponentResource {
 
     // ---- Who talks to whom (NetworkPolicies are generated from these edges).
     const g = args.graph;
-    g.connect("postfix", "dovecot", [m.lmtp.port], "LMTP: local delivery");
-    g.connect("postfix", "dovecot", [m.auth.port], "SASL: submission logins checked by Dovecot auth");
+    // Container ports: the Service maps 24 -> 10024 (Dovecot is rootless), and policies see the pod's port.
+    g.connect("postfix", "dovecot", [m.dovecotPorts.lmtp], "LMTP: local delivery");
+    g.connect("postfix", "dovecot", [m.dovecotPorts.auth], "SASL: submission logins checked by Dovecot auth");
     g.connect(INTERNET, "postfix", m.external.postfix.map((p) => p.targetPort), "inbound SMTP, smtps and submission");
     g.connect(INTERNET, "dovecot", m.external.dovecot.map((p) => p.targetPort), "IMAP and POP3 clients");
     // A proxying load balancer connects from its own (often private) addresses.
@@ -234,6 +249,7 @@ export class MailTier extends pulumi.ComponentResource {
     const outbound: number[] = [PORTS.postfix.smtp, PORTS.postfix.smtps, PORTS.postfix.submission];
     if (m.relay && !outbound.includes(m.relay.port)) outbound.push(m.relay.port);
     g.connect("postfix", INTERNET, outbound, m.relay ? `delivery via relay ${m.relay.host}` : "delivery to remote MX hosts");
+    if (m.clamav) g.connect("postfix", INTERNET, [443], "freshclam: ClamAV signature updates");
 
     // ---- DNS records for the operator.
     this.dnsRecords = dkimKey.publicKeyPem.apply((pem) =>

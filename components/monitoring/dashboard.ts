@@ -31,7 +31,12 @@ export function dashboardPanels(cfg: PlatformConfig): Panel[] {
     panels.push({ title: "Celery queue length", expr: `redis_key_size{${ns},key=~"${celeryQueues(cfg).join("|")}"}`, unit: "short" });
   }
   if (cfg.mail.enabled) {
-    panels.push({ title: "Postfix queue volume used", expr: `sum by (persistentvolumeclaim) (kubelet_volume_stats_used_bytes{namespace="${cfg.platform.mailNamespace}",persistentvolumeclaim=~"queue-postfix-.*"})`, unit: "bytes" });
+    const mailNs = `namespace="${cfg.platform.mailNamespace}"`;
+    panels.push(
+      { title: "Postfix queues", expr: `sum by (queue) (postfix_showq_message_age_seconds_count{${mailNs}})`, unit: "short" },
+      { title: "SMTP rejects per second", expr: `sum by (code) (rate(postfix_smtpd_messages_rejected_total{${mailNs}}[5m]))`, unit: "reqps" },
+      { title: "Failed mail logins per second", expr: `sum(rate(dovecot_auth_failures_total{${mailNs}}[5m]))`, unit: "reqps" },
+    );
   }
   return panels;
 }

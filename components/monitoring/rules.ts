@@ -1,6 +1,7 @@
 // The alerts of seeds 002, 003 and 004, as a pure function of config. Every expression uses
 // metrics the deployed exporters really expose: ingress-nginx, kube-state-metrics,
-// postgres_exporter, redis_exporter, the kubelet (volume stats) and cert-manager (see docs/observability.md).
+// postgres_exporter, redis_exporter, postfix_exporter, Dovecot's stats endpoint and cert-manager
+// (see docs/observability.md).
 import { celeryQueues } from "../../config/workers";
 import type { PlatformConfig } from "../../config/schema";
 import { publicIngressName, tlsSecretName } from "../edge";
@@ -174,25 +175,96 @@ export function alertGroups(cfg: PlatformConfig): RuleGroup[] {
   }
   if (stores.length) groups.push({ name: "stores", rules: stores });
 
-  if (cfg.mail.enabled) {
-    // The queue lives on each Postfix replica's own volume (queue-postfix-N): its fill level, from the
-    // kubelet's volume stats, measures the queue without an extra exporter in the mail pods.
-    const queue = `namespace="${cfg.platform.mailNamespace}",persistentvolumeclaim=~"queue-postfix-.*"`;
-    const used = `kubelet_volume_stats_used_bytes{${queue}}`;
-    groups.push({
-      name: "mail",
-      rules: [
-        alert(
-          "MailQueueGrowing",
-          `${used} / kubelet_volume_stats_capacity_bytes{${queue}} > ${t.mailQueueVolumeRatio} and deriv(${used}[30m]) > 0`,
-          "15m",
-          "warning",
-          "The Postfix queue is large and growing",
-          "Queue volume {{ $labels.persistentvolumeclaim }} is {{ $value | humanizePercentage }} full and still growing.",
-          "postqueue -p in a postfix pod: deferred mail usually means the relay or the recipients' MX refuse us (check egress on 25/587, DNS, reputation).",
-        ),
-      ],
-    });
-  }
+  if (cfg.mail.enabled) groups.push({ name: "mail", rules: mailAlerts(cfg) });
   return groups;
+}
+
+/**
+ * Mail: the daemons' availability (kube-state-metrics: the Services' ready endpoints, whose
+ * readiness probes speak SMTP and IMAP, and the rspamd container), the queue and delivery
+ * outcomes (postfix_exporter: showq and the log), password guessing (Dovecot's own metrics) and
+ * the certificate (cert-manager, when it issues it).
+ */
+function mailAlerts(cfg: PlatformConfig): Alert[] {
+  const t = cfg.monitoring.thresholds;
+  const mailNs = `namespace="${cfg.platform.mailNamespace}"`;
+  const rules = [
+    alert(
+      "MailSMTPDown",
+      `sum(kube_endpoint_address{${mailNs},endpoint="postfix",ready="true"}) == 0 or absent(kube_endpoint_address{${mailNs},endpoint="postfix",ready="true"})`,
+      "5m",
+      "critical",
+      "No Postfix pod is ready: SMTP 25, smtps 465 and submission 587 are down",
+      "The postfix Service has no ready endpoint; its readiness probe expects the SMTP greeting.",
+      "kubectl -n <mail ns> describe pod -l app.kubernetes.io/name=postfix; logs of the postfix and rspamd containers (milter down defers all mail).",
+    ),
+    alert(
+      "MailIMAPDown",
+      `sum(kube_endpoint_address{${mailNs},endpoint="dovecot",ready="true"}) == 0 or absent(kube_endpoint_address{${mailNs},endpoint="dovecot",ready="true"})`,
+      "5m",
+      "critical",
+      "No Dovecot pod is ready: IMAP/POP3, LMTP delivery and submission logins are down",
+      "The dovecot Service has no ready endpoint; its readiness probe expects the IMAP greeting.",
+      "kubectl -n <mail ns> logs dovecot-0; check the mailbox volume (full?) and the mail-tls Secret.",
+    ),
+    alert(
+      "RspamdDown",
+      `max by (pod) (kube_pod_container_status_ready{${mailNs},container="rspamd"}) == 0`,
+      "5m",
+      "critical",
+      "Rspamd is not ready in a Postfix pod: that replica defers all mail",
+      "{{ $labels.pod }}: the rspamd container fails its readiness check; milter_default_action = tempfail keeps mail queued.",
+      "kubectl logs {{ $labels.pod }} -c rspamd and -c redis; rspamadm configtest in the container.",
+    ),
+    alert(
+      "MailDeferredQueueGrowing",
+      `postfix_showq_message_age_seconds_count{${mailNs},queue="deferred"} > ${t.mailDeferredQueue} and deriv(postfix_showq_message_age_seconds_count{${mailNs},queue="deferred"}[30m]) > 0`,
+      "15m",
+      "warning",
+      `More than ${t.mailDeferredQueue} deferred messages in a Postfix queue, and growing`,
+      "{{ $labels.pod }} holds {{ $value }} deferred messages.",
+      "postqueue -p in the pod: deferred mail usually means the relay or the recipients' MX refuse us (egress on 25/587, DNS, reputation, relay credentials).",
+    ),
+    alert(
+      "MailRejectRateHigh",
+      `sum(rate(postfix_smtpd_messages_rejected_total{${mailNs}}[15m])) / sum(rate(postfix_smtpd_connects_total{${mailNs}}[15m])) > ${t.mailRejectRatio}`,
+      "30m",
+      "warning",
+      `More than ${t.mailRejectRatio * 100}% of SMTP connections end in a rejection`,
+      "{{ $value | humanizePercentage }} of connections were refused at RCPT over 15 minutes.",
+      "An attack, a broken sender, or a wrong recipient list (mail.users): read the NOQUEUE lines in the postfix log.",
+    ),
+    alert(
+      "MailBounceRateHigh",
+      `sum(rate(postfix_smtp_messages_processed_total{${mailNs},status="bounced"}[30m])) / sum(rate(postfix_smtp_messages_processed_total{${mailNs}}[30m])) > ${t.mailBounceRatio}`,
+      "30m",
+      "warning",
+      `More than ${t.mailBounceRatio * 100}% of outbound delivery attempts bounce`,
+      "{{ $value | humanizePercentage }} of outbound messages bounced over 30 minutes.",
+      "Check the DSN codes in the postfix log: a listed IP, missing SPF/DKIM (mailDnsZone published?), or the app sending to stale addresses.",
+    ),
+    alert(
+      "MailAuthFailuresHigh",
+      `sum(rate(dovecot_auth_failures_total{${mailNs}}[5m])) * 60 > ${t.mailAuthFailuresPerMinute}`,
+      "10m",
+      "warning",
+      `More than ${t.mailAuthFailuresPerMinute} failed mail logins a minute`,
+      "{{ $value }} failed logins a minute: someone is guessing passwords (Dovecot slows each address down).",
+      "Find the addresses in the dovecot log (auth failed ... rip=); block them with mail.postscreen.deny or at the load balancer.",
+    ),
+  ];
+  if (cfg.mail.tls.issuer) {
+    rules.push(
+      alert(
+        "MailCertificateExpiringSoon",
+        `(certmanager_certificate_expiration_timestamp_seconds{${mailNs},name="mail-tls"} - time()) < ${t.certificateExpiryDays * 86400}`,
+        "1h",
+        "warning",
+        `The mail TLS certificate expires in less than ${t.certificateExpiryDays} days`,
+        "Certificate mail-tls expires in {{ $value | humanizeDuration }}; cert-manager should have renewed it.",
+        "kubectl -n <mail ns> describe certificate mail-tls; the issuer needs a DNS-01 solver (the mail host serves no HTTP).",
+      ),
+    );
+  }
+  return rules;
 }

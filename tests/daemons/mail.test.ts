@@ -1,222 +1,34 @@
-// The mail tier from the rendered dev and prod stacks: the Postfix pod (postfix + opendkim) and the
-// Dovecot pod started from their StatefulSets, with the rendered main.cf/master.cf/opendkim.conf/
-// dovecot.conf, Secrets and probes. Clients run next to them as the app would: submission with
-// the app's Secret, SMTP from the internet on 25, IMAP/POP3 with the generated passwords, DKIM
-// checked against the TXT record the program outputs. Then the variants: PROXY protocol, an
-// authenticated smarthost, and Dovecot on a shared ReadWriteMany volume.
+// The mail tier from the rendered dev and prod stacks: the Postfix pod (postfix + rspamd + redis +
+// exporter) and the Dovecot pod started from their StatefulSets, with the rendered main.cf/
+// master.cf/rspamd and dovecot.conf, Secrets and probes. Clients run next to them as the app would:
+// submission with the app's Secret, SMTP from the internet on 25, IMAP/POP3 with the generated
+// passwords, DKIM checked against the TXT record the program outputs. Then the variants: PROXY
+// protocol, an authenticated smarthost, and Dovecot on a shared ReadWriteMany volume.
 import { expect } from "chai";
 import { spawnSync } from "child_process";
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { PORTS } from "../../components/lib/ports";
-import type { PlatformConfig } from "../../config/schema";
+import { DOVECOT_PORTS } from "../../components/mail/model";
 import { configOf } from "../harness";
-import type { Evaluation, K8sObject } from "../harness";
-import { issue, testCa } from "./lib/cert-manager";
+import type { K8sObject } from "../harness";
+import { testCa } from "./lib/cert-manager";
 import { useSandbox, versionOf } from "./lib/group";
 import type { GroupContext } from "./lib/group";
-import { object, objectsOf, renderReal, secretData, startPod, waitReady, withObjects } from "./lib/kube";
-import type { RunningPod } from "./lib/kube";
-import type { Pod, Sandbox } from "./lib/sandbox";
+import { object } from "./lib/kube";
+import { CLIENTS, PY, address, dkimVerify, dovecotHost, imapRead, mailClient, postfixHost, queueId, startMail, startsTest, steps, submit, token } from "./lib/mail";
+import type { Mail, Step } from "./lib/mail";
+import type { Pod } from "./lib/sandbox";
 import { waitFor } from "./lib/sandbox";
 
-const CLIENTS = path.join(__dirname, "clients");
-const PY = "/usr/bin/python3";
 const prod = configOf("prod");
-
-/** The sidecar runs from the Postfix image; its version is printed beside the image's. */
-function opendkimVersion(): string {
-  const r = spawnSync("/usr/sbin/opendkim", ["-V"], { encoding: "utf8" });
-  return `${(r.stdout || r.stderr).split("\n")[0].replace(/^opendkim: /, "")} (sidecar)`;
-}
-
-const token = () => crypto.randomBytes(6).toString("hex");
-
-/** A running mail tier and what a client needs to talk to it. */
-interface Mail {
-  ev: Evaluation;
-  cfg: PlatformConfig;
-  /** Mail namespace and domain, from config. */
-  ns: string;
-  domain: string;
-  postfix: RunningPod;
-  dovecot: RunningPod[];
-  /** A pod in the app namespace: where the app's submission client runs. */
-  client: Pod;
-  /** Another client address (wrong passwords come from here). */
-  intruder: Pod;
-  /** Stack output mailUserPasswords. */
-  passwords: Record<string, string>;
-  /** The app's Secret mail-submission (SMTP_HOST, SMTP_USER, SMTP_PASSWORD, SMTP_TLS_SERVER_NAME, ...). */
-  app: Record<string, string>;
-  /** Trust anchor and name for verifying the mail certificate (as the app verifies STARTTLS). */
-  tls: { cafile: string; servername: string };
-  /** Set when a pod did not become ready; the first test reports it. */
-  notReady?: Error;
-}
-
-interface StartOptions {
-  stack: "dev" | "prod";
-  set?: Record<string, unknown>;
-  secrets?: Record<string, string>;
-  /** Dovecot replicas to start (ordinals 0..n-1); default 1. */
-  dovecotReplicas?: number;
-}
-
-/**
- * What the operator pastes into the domain's zone (stack output mailDnsZone), answered by the
- * sandbox's resolver: TXT records (the DKIM key among them, its value split into 255-character
- * strings that resolvers join again) and the MX.
- */
-function publishZone(sb: Sandbox, zone: string): void {
-  for (const line of zone.trim().split("\n")) {
-    const m = /^(\S+)\.\s+\d+\s+IN\s+(TXT|MX)\s+(.*)$/.exec(line);
-    if (!m) throw new Error(`unexpected zone line: ${line}`);
-    const [, name, type, value] = m;
-    if (type === "TXT") sb.addTxt(name, [...value.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((q) => q[1].replace(/\\(.)/g, "$1")).join(""));
-    else sb.addMx(name, value.split(/\s+/)[1].replace(/\.$/, ""));
-  }
-}
-
-/**
- * Renders the stack, publishes its DNS zone, starts Dovecot and Postfix from their StatefulSets
- * and waits for every readiness probe. Postfix runs one replica: prod's second is an identical,
- * independent MTA with its own queue.
- */
-async function startMail(sb: Sandbox, opts: StartOptions): Promise<Mail> {
-  let ev = await renderReal({ stack: opts.stack, set: opts.set, secrets: opts.secrets });
-  const cfg = configOf(ev);
-  const ns = cfg.platform.mailNamespace;
-  const domain = cfg.mail.domain!;
-  let cafile: string;
-  const certificates = objectsOf(ev, "Certificate").filter((c) => c.metadata.namespace === ns);
-  if (certificates.length) {
-    // Test fixture: with an issuer, cert-manager writes Secret mail-tls from the rendered Certificate.
-    // No cert-manager runs here, so a test CA issues what the Certificate asks for.
-    const ca = testCa(path.join(sb.dir, "ca"));
-    ev = withObjects(ev, certificates.map((c) => issue(c, ca)));
-    cafile = ca.file;
-  } else {
-    // dev: the generated self-signed certificate is its own trust anchor.
-    cafile = path.join(sb.dir, "mail-tls.crt");
-    fs.writeFileSync(cafile, secretData(ev, "mail-tls", ns)["tls.crt"]);
-  }
-  const app = secretData(ev, "mail-submission", cfg.platform.namespace);
-  publishZone(sb, String(ev.outputs.mailDnsZone));
-  const dovecot: RunningPod[] = [];
-  for (let i = 0; i < (opts.dovecotReplicas ?? 1); i++) dovecot.push(await startPod(sb, ev, object(ev, "StatefulSet", "dovecot", ns), { ordinal: i }));
-  const postfix = await startPod(sb, ev, object(ev, "StatefulSet", "postfix", ns));
-  const client = sb.pod("app-client", { namespace: cfg.platform.namespace });
-  const intruder = sb.pod("intruder", { namespace: cfg.platform.namespace });
-  await sb.applyDns();
-  const mail: Mail = { ev, cfg, ns, domain, postfix, dovecot, client, intruder, passwords: ev.outputs.mailUserPasswords as Record<string, string>, app, tls: { cafile, servername: app.SMTP_TLS_SERVER_NAME } };
-  try {
-    await Promise.all([...dovecot.map((d) => waitReady(d, "dovecot", 30_000)), waitReady(postfix, "postfix", 30_000), waitReady(postfix, "opendkim", 30_000)]);
-  } catch (e) {
-    mail.notReady = e as Error;
-  }
-  return mail;
-}
-
-/** Runs clients/mail_client.py in the client pod; passwords travel in the environment. */
-async function mailClient(m: Mail, cmd: "smtp" | "imap" | "pop3" | "raw", opts: Record<string, unknown>, env: Record<string, string> = {}): Promise<any> {
-  const r = await m.client.exec([PY, path.join(CLIENTS, "mail_client.py"), cmd, JSON.stringify(opts)], { env, timeoutMs: 60_000 });
-  if (r.code !== 0) throw new Error(`mail_client.py ${cmd} exited ${r.code}: ${r.stderr.trim()}`);
-  return JSON.parse(r.stdout);
-}
-
-interface Step {
-  step: string;
-  code?: number;
-  text?: string;
-  features?: string[];
-  tls?: { version: string; san: string[] };
-  error?: string;
-}
-
-/** The replies to each step of an SMTP session, by step name (repeated steps in order). */
-function steps(result: { steps: Step[] }): (name: string, nth?: number) => Step {
-  return (name, nth = 0) => {
-    const hit = result.steps.filter((s) => s.step === name)[nth];
-    if (!hit) throw new Error(`no reply to ${name} #${nth}: ${JSON.stringify(result)}`);
-    return hit;
-  };
-}
-
-const postfixHost = (m: Mail) => `postfix.${m.ns}.svc.cluster.local`;
-const dovecotHost = (m: Mail) => `dovecot.${m.ns}.svc.cluster.local`;
-const address = (m: Mail, user: string) => `${user}@${m.domain}`;
-
-/** Authenticated submission as the app sends (587 STARTTLS, or 465): one message, every reply kept. */
-async function submit(m: Mail, o: { user: string; password: string; from?: string; to: string[]; subject: string; port?: number }): Promise<{ steps: Step[]; greeting: string[] }> {
-  const port = o.port ?? PORTS.postfix.submission;
-  const implicit = port === PORTS.postfix.smtps;
-  const from = o.from ?? o.user;
-  return mailClient(
-    m,
-    "smtp",
-    {
-      host: postfixHost(m),
-      port,
-      tls: implicit ? "implicit" : "starttls",
-      ...m.tls,
-      steps: [
-        ["ehlo"],
-        ...(implicit ? [] : [["starttls"], ["ehlo"]]),
-        ["auth", o.user, "env:PW"],
-        ["mail", from],
-        ...o.to.map((t) => ["rcpt", t]),
-        ["data", { from, to: o.to.join(", "), subject: o.subject }],
-        ["quit"],
-      ],
-    },
-    { PW: o.password },
-  );
-}
-
-/** Reads the newest message whose Subject holds `find` over IMAP (waits for delivery). */
-async function imapRead(m: Mail, o: { user: string; find: string; port?: number; host?: string }): Promise<any> {
-  const port = o.port ?? PORTS.dovecot.imap;
-  return mailClient(
-    m,
-    "imap",
-    { host: o.host ?? dovecotHost(m), port, tls: port === PORTS.dovecot.imaps ? "implicit" : "starttls", ...m.tls, user: address(m, o.user), password: "env:PW", find: o.find, wait: 20 },
-    { PW: m.passwords[o.user] },
-  );
-}
-
-/** Queue id from Postfix's "250 2.0.0 Ok: queued as <id>". */
-function queueId(reply: Step): string {
-  const id = /queued as (\w+)/.exec(reply.text ?? "")?.[1];
-  if (!id) throw new Error(`message not queued: ${JSON.stringify(reply)}`);
-  return id;
-}
-
-/** Verifies a message's DKIM signature in the client pod: the key comes from the sandbox DNS. */
-async function dkimVerify(sb: Sandbox, m: Mail, message: Buffer): Promise<{ verified: boolean; signature?: Record<string, string>; log: string[] }> {
-  const file = path.join(sb.dir, `message-${token()}.eml`);
-  fs.writeFileSync(file, message);
-  const r = await m.client.exec([PY, path.join(CLIENTS, "mail_client.py"), "dkim", file]);
-  if (r.code !== 0) throw new Error(`dkim check exited ${r.code}: ${r.stderr}`);
-  return JSON.parse(r.stdout);
-}
-
-/** The test the whole describe depends on: every pod came up. */
-function startsTest(get: () => Mail) {
-  it("starts Postfix, OpenDKIM and Dovecot from the rendered StatefulSets; every readiness probe passes", () => {
-    const m = get();
-    if (m.notReady) throw m.notReady;
-    expect(m.postfix.containers.postfix.running && m.postfix.containers.opendkim.running).to.equal(true);
-    for (const d of m.dovecot) expect(d.containers.dovecot.running).to.equal(true);
-  });
-}
 
 /** The behaviour every stack must have; prod differs in TLS (cert-manager) and sizes. */
 function coreTests(ctx: GroupContext, get: () => Mail) {
   startsTest(get);
 
-  it("postfix check, postconf, doveconf -n and opendkim -n accept the rendered files without a warning", async () => {
+  it("postfix check, postconf, doveconf -n and rspamadm configtest accept the rendered files without a warning", async () => {
     const m = get();
     const pf = m.postfix.containers.postfix;
     const check = await pf.exec(["postfix", "check"]);
@@ -236,9 +48,9 @@ function coreTests(ctx: GroupContext, get: () => Mail) {
     const dove = await m.dovecot[0].containers.dovecot.exec(["doveconf", "-n"]);
     expect(dove.code, dove.stderr).to.equal(0);
     expect(dove.stderr).to.equal("");
-    const dkim = await m.postfix.containers.opendkim.exec(["opendkim", "-n", "-x", "/etc/postfix-k8s/opendkim.conf"]);
-    expect(dkim.code, dkim.stdout + dkim.stderr).to.equal(0);
-    expect(dkim.stdout + dkim.stderr).to.equal("");
+    const rspamd = await m.postfix.containers.rspamd.exec(["rspamadm", "configtest"]);
+    expect(rspamd.code, rspamd.stdout + rspamd.stderr).to.equal(0);
+    expect(rspamd.stdout.trim()).to.equal("syntax OK");
   });
 
   it("submission (587): no AUTH before STARTTLS; then the app's Secret logs in over verified TLS and a wrong password is refused", async () => {
@@ -422,14 +234,14 @@ function coreTests(ctx: GroupContext, get: () => Mail) {
 
   it("the daemons logged no warning or error besides the failed login these tests provoked", () => {
     const m = get();
-    const containers = [m.postfix.containers.postfix, m.postfix.containers.opendkim, ...m.dovecot.map((d) => d.containers.dovecot)];
+    const containers = [m.postfix.containers.postfix, ...m.dovecot.map((d) => d.containers.dovecot)];
     const provoked = (l: string) => l.includes(`[${m.intruder.ip}]: SASL PLAIN authentication failed`);
     const bad = containers.flatMap((c) => c.log.filter((l) => /\b(warning|error|fatal|panic)\b/i.test(l) && !provoked(l)).map((l) => `${c.name}: ${l}`));
     expect(bad).to.deep.equal([]);
   });
 }
 
-describe(`mail: postfix ${versionOf(prod.mail.postfix.image)}; ${opendkimVersion()}; dovecot ${versionOf(prod.mail.dovecot.image)}`, () => {
+describe(`mail: postfix ${versionOf(prod.mail.postfix.image)}; rspamd ${versionOf(prod.mail.rspamd.image)}; dovecot ${versionOf(prod.mail.dovecot.image)}`, () => {
   for (const stack of ["dev", "prod"] as const) {
     describe(`${stack} stack${stack === "prod" ? " (TLS from cert-manager's Secret, issued here by a test CA)" : " (self-signed TLS)"}`, () => {
       const ctx = useSandbox(`mail-${stack}`);
@@ -473,8 +285,10 @@ describe(`mail: postfix ${versionOf(prod.mail.postfix.image)}; ${opendkimVersion
         const client = `203.0.113.${10 + i}`;
         const tls = implicitTls.has(t.name) ? "implicit" : "none";
         const withHeader = await mailClient(m, "raw", { host: m.postfix.pod.ip, port: t.containerPort, tls, proxy: `PROXY TCP4 ${client} 198.51.100.1 40000 ${t.port}`, send: "QUIT" });
-        expect(withHeader.greeting, `${t.name}: ${JSON.stringify(withHeader)}`).to.match(/^220 /);
-        await m.postfix.containers.postfix.waitLog(new RegExp(`connect from unknown\\[${client.replace(/\./g, "\\.")}\\]`), 10_000);
+        // Postscreen (port 25) greets with a "220-" teaser; smtpd with "220 ".
+        expect(withHeader.greeting, `${t.name}: ${JSON.stringify(withHeader)}`).to.match(t.name === "smtp" ? /^220-/ : /^220 /);
+        // smtpd logs "connect from unknown[ip]", postscreen (port 25) "CONNECT from [ip]".
+        await m.postfix.containers.postfix.waitLog(new RegExp(`(connect from unknown|CONNECT from )\\[${client.replace(/\./g, "\\.")}\\]`), 10_000);
         // Without the header Postfix never greets: it closes, after a 421 where the session got that far.
         const without = await mailClient(m, "raw", { host: m.postfix.pod.ip, port: t.containerPort, tls, ...noHeader(tls, "EHLO client.test"), send: "QUIT" });
         expect(without.greeting ?? "(closed)", `${t.name} without a PROXY header: ${JSON.stringify(without)}`).to.match(/^(\(closed\)|421 )/);
@@ -515,12 +329,24 @@ describe(`mail: postfix ${versionOf(prod.mail.postfix.image)}; ${opendkimVersion
       smarthost.containers[0].log.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Record<string, any>);
     before(async () => {
       const set = { "mail.relay": { host: "smarthost.relay.test", port: 2525, username: "platform-relay" } };
-      m = await startMail(ctx.sb, { stack: "prod", set, secrets: { smtpRelayPassword: relayPassword } });
+      // relay.tls is "secure" by default: Postfix verifies the relay's certificate against the
+      // system CAs. The provider's certificate comes from a test CA that the postfix container
+      // trusts (as the image trusts the public CAs a real provider's certificate chains to).
+      const ca = testCa(path.join(ctx.sb.dir, "relay-ca"));
+      const bundle = fs.readFileSync("/etc/ssl/certs/ca-certificates.crt", "utf8");
+      m = await startMail(ctx.sb, {
+        stack: "prod",
+        set,
+        secrets: { smtpRelayPassword: relayPassword },
+        adjustPostfix: (c, name) => (name === "postfix" ? { ...c, files: [...(c.files ?? []), { path: "/etc/ssl/certs/ca-certificates.crt", content: bundle + ca.certPem }] } : c),
+      });
       const relay = m.cfg.mail.relay!;
-      // The provider's server, in its own pod, with its own certificate.
+      // The provider's server, in its own pod, with a certificate for its name from that CA.
       const certs = path.join(ctx.sb.dir, "smarthost");
       fs.mkdirSync(certs, { recursive: true });
-      spawnSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", `${certs}/key.pem`, "-out", `${certs}/cert.pem`, "-subj", `/CN=${relay.host}`, "-days", "1"], { stdio: "ignore" });
+      spawnSync("openssl", ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", `${certs}/key.pem`, "-out", `${certs}/req.csr`, "-subj", `/CN=${relay.host}`], { stdio: "ignore" });
+      fs.writeFileSync(`${certs}/ext`, `subjectAltName=DNS:${relay.host}\n`);
+      spawnSync("openssl", ["x509", "-req", "-in", `${certs}/req.csr`, "-CA", ca.file, "-CAkey", ca.keyFile, "-CAcreateserial", "-out", `${certs}/cert.pem`, "-days", "1", "-extfile", `${certs}/ext`], { stdio: "ignore" });
       smarthost = ctx.sb.pod("smarthost", { namespace: "provider" });
       ctx.sb.addA(relay.host, smarthost.ip);
       ctx.sb.addMx(outside, `mx.${outside}`);
@@ -546,6 +372,8 @@ describe(`mail: postfix ${versionOf(prod.mail.postfix.image)}; ${opendkimVersion
       expect(auth!.tls).to.match(/^TLSv1\.[23]$/);
       expect(auth!.username).to.equal(relay.username);
       expect(auth!.password).to.equal(relayPassword);
+      // Verified, not merely encrypted (smtp_tls_security_level = secure).
+      await m.postfix.containers.postfix.waitLog(new RegExp(`Verified TLS connection established to ${relay.host.replace(/\./g, "\\.")}`), 10_000);
       expect(message.tls).to.match(/^TLSv1\.[23]$/);
       expect(message.mail_from).to.equal(m.app.SMTP_FROM);
       expect(message.rcpt).to.deep.equal([to]);
@@ -572,20 +400,21 @@ describe(`mail: postfix ${versionOf(prod.mail.postfix.image)}; ${opendkimVersion
       const claim = object(m.ev, "StatefulSet", "dovecot", m.ns).spec.template.spec.volumes.find((v: K8sObject) => v.name === "mail").persistentVolumeClaim.claimName;
       expect(object(m.ev, "PersistentVolumeClaim", claim, m.ns).spec.accessModes).to.deep.equal(["ReadWriteMany"]);
       const user = m.cfg.mail.postmaster;
-      const replica = (i: number) => `dovecot-${i}.dovecot.${m.ns}.svc.cluster.local`;
+      // Per-pod names of the headless governing Service; they reach the container ports directly.
+      const replica = (i: number) => `dovecot-${i}.dovecot-headless.${m.ns}.svc.cluster.local`;
       const subjects = [`rwx-0 ${token()}`, `rwx-1 ${token()}`];
       // Postfix's route to Dovecot (LMTP), once to each replica.
       for (const i of [0, 1]) {
         const r = await mailClient(m, "smtp", {
           host: replica(i),
-          port: PORTS.dovecot.lmtp,
+          port: DOVECOT_PORTS.lmtp,
           lmtp: true,
           steps: [["ehlo"], ["mail", "sender@example.net"], ["rcpt", address(m, user)], ["data", { from: "sender@example.net", to: address(m, user), subject: subjects[i] }]],
         });
         expect(steps(r)("data").code, JSON.stringify(r)).to.equal(250);
       }
       for (const i of [0, 1]) {
-        const other = await imapRead(m, { user, find: subjects[1 - i], host: replica(i) });
+        const other = await imapRead(m, { user, find: subjects[1 - i], host: replica(i), port: DOVECOT_PORTS.imap });
         expect(other.found, `replica ${i} reads what replica ${1 - i} delivered`).to.equal(1);
       }
       const maildir = path.join(ctx.sb.dir, "claims", claim, m.domain, user, "Maildir");
@@ -596,7 +425,7 @@ describe(`mail: postfix ${versionOf(prod.mail.postfix.image)}; ${opendkimVersion
       const user = m.cfg.mail.postmaster;
       const subject = `rwx-postfix ${token()}`;
       queueId(steps(await submit(m, { user: m.app.SMTP_USER, password: m.app.SMTP_PASSWORD, to: [address(m, user)], subject }))("data"));
-      for (const i of [0, 1]) expect((await imapRead(m, { user, find: subject, host: `dovecot-${i}.dovecot.${m.ns}.svc.cluster.local` })).found).to.equal(1);
+      for (const i of [0, 1]) expect((await imapRead(m, { user, find: subject, host: `dovecot-${i}.dovecot-headless.${m.ns}.svc.cluster.local`, port: DOVECOT_PORTS.imap })).found).to.equal(1);
     });
   });
 });

@@ -233,11 +233,43 @@ def raw(o):
         if out["greeting"] and o.get("send"):
             sock.sendall(o["send"].encode() + b"\r\n")
             out["reply"] = text(f.readline()).rstrip("\r\n") or None
+        if out["greeting"] and o.get("session"):
+            # Whole replies (the last line of a multi-line one) to each command, in order.
+            def reply():
+                while True:
+                    line = text(f.readline()).rstrip("\r\n")
+                    if not line or line[3:4] != "-":
+                        return line or None
+            while out["greeting"][3:4] == "-":
+                out["greeting"] = text(f.readline()).rstrip("\r\n")
+            out["replies"] = []
+            for cmd in o["session"]:
+                sock.sendall(cmd.encode() + b"\r\n")
+                out["replies"].append(reply())
     except socket.timeout:
         out["timeout"] = True
     except (ConnectionError, ssl.SSLError) as e:
         out["error"] = "%s: %s" % (type(e).__name__, e)
     sock.close()
+    return out
+
+
+def imap_failures(o):
+    """o["attempts"] logins with a wrong password, each on a new implicit-TLS connection; seconds each LOGIN took."""
+    out = {"seconds": [], "results": []}
+    for _ in range(o["attempts"]):
+        m = _Imap(o)
+        started = time.monotonic()
+        try:
+            m.login(o["user"], secret(o["password"]))
+            out["results"].append("OK")
+        except imaplib.IMAP4.error as e:
+            out["results"].append("refused: %s" % e)
+        out["seconds"].append(round(time.monotonic() - started, 2))
+        try:
+            m.logout()
+        except Exception:
+            pass
     return out
 
 
@@ -272,7 +304,7 @@ def main():
     if cmd == "dkim":
         result = dkim_verify(sys.argv[2])
     else:
-        result = {"smtp": smtp, "imap": imap, "pop3": pop3, "raw": raw}[cmd](json.loads(sys.argv[2]))
+        result = {"smtp": smtp, "imap": imap, "pop3": pop3, "raw": raw, "imap_failures": imap_failures}[cmd](json.loads(sys.argv[2]))
     print(json.dumps(result))
 
 

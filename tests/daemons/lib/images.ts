@@ -3,6 +3,8 @@
 // image's environment, its users (written into the container's passwd/group, so files and
 // processes carry the image's uids), and the image files Debian lays out differently. Anything a
 // shim cannot reproduce is said here, with the image version that differs.
+import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 import type { ImageFile, Mount } from "./sandbox";
 
@@ -22,6 +24,9 @@ export interface Shim {
 }
 
 const SHIMS_DIR = path.join(__dirname, "..", "shims");
+/** Writable scratch for shims that need a socket beside the image's program (one per test process). */
+const SHIM_SCRATCH = fs.mkdtempSync(path.join(os.tmpdir(), "daemon-shims-"));
+fs.chmodSync(SHIM_SCRATCH, 0o1777);
 const PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /** No entrypoint logic (tini and the like): command + args, or the image's CMD. */
@@ -79,6 +84,53 @@ const SHIMS: [RegExp, Shim][] = [
       passwd: ["vmail:x:1000:1000:vmail:/srv/mail:/usr/sbin/nologin"],
       group: ["vmail:x:1000:"],
       version: ["dovecot", "--version"],
+    },
+  ],
+  [
+    /^rspamd\/rspamd:/,
+    {
+      // The image runs `rspamd -f` as 11333:11333 with upstream defaults in /usr/share/rspamd/config
+      // and local changes in /etc/rspamd/{local,override}.d. Debian's rspamd 3.4 (the image pins 3.9)
+      // keeps the defaults in /etc/rspamd itself, where the same local.d/override.d mounts land, and
+      // writes a pidfile into $RUNDIR (the image's build removes it): it is pointed at the writable /tmp.
+      argv: (command, args) => (command || args ? [...(command ?? []), ...(args ?? [])] : ["/usr/bin/rspamd", "-f", "--var=RUNDIR=/tmp"]),
+      env: { PATH },
+      uid: 11333,
+      gid: 11333,
+      passwd: ["_rspamd:x:11333:11333:rspamd:/var/lib/rspamd:/usr/sbin/nologin"],
+      group: ["_rspamd:x:11333:"],
+      version: ["rspamd", "--version"],
+    },
+  ],
+  [
+    /^ghcr\.io\/hsn723\/postfix_exporter:/,
+    {
+      // Debian ships kumina's postfix_exporter 0.3.0 (the image pins Hsn723's maintained fork,
+      // 0.16): same metric names, but 0.3.0 reads showq only from a unix socket and has no service
+      // label flags. shims/postfix-exporter.sh bridges a socket to the showq TCP listener the
+      // rendered args name and drops the flags 0.3.0 lacks.
+      argv: (command, args) => [...(command ?? ["/usr/local/bin/postfix-exporter-shim.sh"]), ...(args ?? [])],
+      env: { PATH },
+      uid: 65534,
+      gid: 65534,
+      mounts: [
+        { src: path.join(SHIMS_DIR, "postfix-exporter.sh"), dst: "/usr/local/bin/postfix-exporter-shim.sh", readOnly: true },
+        { src: SHIM_SCRATCH, dst: "/var/lib/exporter-shim" },
+      ],
+      version: ["dpkg-query", "-W", "-f=prometheus-postfix-exporter ${Version}", "prometheus-postfix-exporter"],
+    },
+  ],
+  [
+    /^clamav\/clamav:/,
+    {
+      // Debian's clamd 1.4.6 for the image's 1.4.3 (the image's init runs freshclam and clamd).
+      argv: plain(["clamd", "--foreground"]),
+      env: { PATH },
+      uid: 100,
+      gid: 101,
+      passwd: ["clamav:x:100:101:clamav:/var/lib/clamav:/sbin/nologin"],
+      group: ["clamav:x:101:"],
+      version: ["clamd", "--version"],
     },
   ],
   [

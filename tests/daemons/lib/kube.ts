@@ -4,6 +4,7 @@
 // claims), env is resolved (secretKeyRef, configMapKeyRef, fieldRef, envFrom, $(VAR)), security
 // contexts become uid/gid/groups/capabilities/no_new_privs/read-only root, and the image's
 // entrypoint is emulated by its shim (images.ts). Probes run as the kubelet runs them.
+import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import type { EvaluateOptions, Evaluation, K8sObject } from "../../harness";
@@ -111,7 +112,10 @@ export async function startPod(sb: Sandbox, ev: Evaluation, obj: K8sObject, opts
   // Every Service that selects the pod answers with its address, the StatefulSet's governing
   // Service too (a ClusterIP one routes to it; a headless one lists it).
   const pod = opts.pod ?? sb.pod(podName, { namespace, subdomain: isSet ? obj.spec.serviceName : undefined, services });
-  if (!opts.pod) await sb.applyDns();
+  if (!opts.pod) {
+    await sb.applyDns();
+    mapServicePorts(ev, pod, namespace, labels, spec);
+  }
 
   const podDir = path.join(sb.dir, "pods", podName, "volumes");
   const volumes = materializeVolumes(sb, ev, obj, podName, podDir, opts.ordinal ?? 0);
@@ -142,6 +146,31 @@ export async function startPod(sb: Sandbox, ev: Evaluation, obj: K8sObject, opts
     containers[c.name] = pod.start(build(c));
   }
   return { pod, containers, init, template };
+}
+
+/**
+ * What kube-proxy does for a ClusterIP Service whose port differs from its target (143 -> 10143):
+ * in the sandbox a Service name resolves to the pod itself, so the pod's network namespace
+ * redirects the Service port to the container port. Headless Services, NodePort and LoadBalancer
+ * ones are not mapped (clients of those use the container port or come from outside). A side
+ * effect the cluster lacks: the Service port also answers on the pod's own address.
+ */
+function mapServicePorts(ev: Evaluation, pod: Pod, namespace: string, labels: Record<string, string>, spec: K8sObject): void {
+  const containerPorts: K8sObject[] = (spec.containers ?? []).flatMap((c: K8sObject) => c.ports ?? []);
+  const seen = new Set<number>();
+  for (const s of objectsOf(ev, "Service")) {
+    if (s.metadata.namespace !== namespace || !s.spec.selector || s.spec.clusterIP === "None" || (s.spec.type ?? "ClusterIP") !== "ClusterIP") continue;
+    if (!Object.entries(s.spec.selector).every(([k, v]) => labels[k] === v)) continue;
+    for (const p of s.spec.ports ?? []) {
+      const target = typeof p.targetPort === "string" ? containerPorts.find((c) => c.name === p.targetPort)?.containerPort : (p.targetPort ?? p.port);
+      if (target === undefined || target === p.port || seen.has(p.port)) continue;
+      seen.add(p.port);
+      for (const chain of ["PREROUTING", "OUTPUT"]) {
+        const r = spawnSync("ip", ["netns", "exec", pod.netns, "iptables", "-t", "nat", "-A", chain, "-p", "tcp", "-d", pod.ip, "--dport", String(p.port), "-j", "REDIRECT", "--to-ports", String(target)], { encoding: "utf8" });
+        if (r.status !== 0) throw new Error(`mapping Service ${s.metadata.name} port ${p.port} -> ${target}: ${r.stderr}`);
+      }
+    }
+  }
 }
 
 type Volumes = Record<string, string>;

@@ -624,14 +624,36 @@ export class Sandbox {
       const gone = new Promise((r) => old.on("exit", r));
       old.kill("SIGKILL");
       await gone;
+      // Nothing else runs in the bridge namespace: whatever is left there is the old resolver
+      // (or a child of it) still holding port 53.
+      await waitFor("the old resolver to go", () => {
+        const pids = sh(["ip", "netns", "pids", this.bridgeNs], { allowFail: true }).stdout.split(/\s+/).filter(Boolean);
+        for (const pid of pids) {
+          try {
+            process.kill(Number(pid), "SIGKILL");
+          } catch {
+            // gone
+          }
+        }
+        return pids.length === 0;
+      }, 5000, 50);
     }
-    this.dnsmasq = spawn("setpriv", ["--pdeathsig", "KILL", "ip", "netns", "exec", this.bridgeNs, "dnsmasq", "--keep-in-foreground", `--conf-file=${file}`], { stdio: ["ignore", "ignore", "pipe"] });
-    let err = "";
-    this.dnsmasq.stderr!.on("data", (d) => (err += d));
-    await waitFor("dnsmasq to start", () => {
-      if (this.dnsmasq!.exitCode !== null) throw new Error(`dnsmasq exited: ${err}`);
-      return /started, version/.test(err);
-    }, 5000, 20);
+    // A restart can find the old listening socket not yet released: try again briefly.
+    for (let attempt = 1; ; attempt++) {
+      this.dnsmasq = spawn("setpriv", ["--pdeathsig", "KILL", "ip", "netns", "exec", this.bridgeNs, "dnsmasq", "--keep-in-foreground", `--conf-file=${file}`], { stdio: ["ignore", "ignore", "pipe"] });
+      let err = "";
+      this.dnsmasq.stderr!.on("data", (d) => (err += d));
+      try {
+        await waitFor("dnsmasq to start", () => {
+          if (this.dnsmasq!.exitCode !== null) throw new Error(`dnsmasq exited: ${err}`);
+          return /started, version/.test(err);
+        }, 5000, 20);
+        return;
+      } catch (e) {
+        if (attempt >= 5 || !/Address already in use/.test(err)) throw e;
+        await sleep(200);
+      }
+    }
   }
 
   track(c: Container): void {
