@@ -83,7 +83,8 @@ describe("manifest diff (npm run manifest-diff)", () => {
   });
 
   it("renders one collapsed diff per object under a marker, and names every object when it must cut diffs to fit a comment", () => {
-    const md = toMarkdown(diffs);
+    // Without a size limit every change is a collapsed diff (the default limit is tested below).
+    const md = toMarkdown(diffs, Number.MAX_SAFE_INTEGER);
     expect(md.startsWith(`${MARKER}\n`)).to.equal(true);
     const changes = diffs.flatMap((d) => d.changes);
     expect(md.match(/<details>/g)).to.have.length(changes.length);
