@@ -116,6 +116,8 @@ export const monitoringSchema = z.strictObject({
     mailQueueVolumeRatio: ratio,
     certificateExpiryDays: z.number().int().min(1),
     backupMaxAgeHours: z.number().int().min(1),
+    /** A secondary this far behind the primary alerts (a failover to it would lose that much). */
+    mongoReplicationLagSeconds: z.number().int().min(1),
   }),
 });
 export type MonitoringConfig = z.infer<typeof monitoringSchema>;
@@ -169,6 +171,7 @@ export function monitoringDefaults(env: Environment): z.input<typeof monitoringS
       mailQueueVolumeRatio: 0.5,
       certificateExpiryDays: 14,
       backupMaxAgeHours: 26,
+      mongoReplicationLagSeconds: 30,
     },
   };
 }

@@ -125,6 +125,12 @@ export function referenceProblems(ev: Evaluation): string[] {
   const objs = k8sObjects(ev).map((x) => x.obj);
   const problems: string[] = [];
   const byKind = (kind: string, ns: string) => objs.filter((o) => o.kind === kind && o.metadata?.namespace === ns);
+  // A claim the StatefulSet controller creates from a volumeClaimTemplate: <template>-<set>-<ordinal>.
+  const claimExists = (ns: string, claim: string) =>
+    byKind("PersistentVolumeClaim", ns).some((p) => p.metadata.name === claim) ||
+    byKind("StatefulSet", ns).some((set) =>
+      (set.spec.volumeClaimTemplates ?? []).some((t: K8sObject) => Array.from({ length: set.spec.replicas ?? 1 }, (_, i) => `${t.metadata.name}-${set.metadata.name}-${i}`).includes(claim)),
+    );
   const keysOf = (o: K8sObject) => [...Object.keys(o.data ?? {}), ...Object.keys(o.stringData ?? {}), ...Object.keys(o.binaryData ?? {})];
   const secretNames = (ns: string) => [
     ...byKind("Secret", ns).map((s) => s.metadata.name),
@@ -159,7 +165,7 @@ export function referenceProblems(ev: Evaluation): string[] {
           if (!keys) problems.push(`${where}: volume ${vol.name} mounts missing ConfigMap ${vol.configMap.name}`);
           for (const item of vol.configMap.items ?? []) if (keys && !keys.includes(item.key)) problems.push(`${where}: ConfigMap ${vol.configMap.name} has no key ${item.key}`);
         }
-        if (vol.persistentVolumeClaim && !byKind("PersistentVolumeClaim", ns).some((p) => p.metadata.name === vol.persistentVolumeClaim.claimName)) {
+        if (vol.persistentVolumeClaim && !claimExists(ns, vol.persistentVolumeClaim.claimName)) {
           problems.push(`${where}: volume ${vol.name} claims missing PVC ${vol.persistentVolumeClaim.claimName}`);
         }
       }

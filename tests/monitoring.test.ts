@@ -23,10 +23,14 @@ const EXPORTED_METRICS: Record<string, string[]> = {
     "kube_deployment_status_replicas_updated",
     "kube_deployment_status_replicas_unavailable",
     "kube_cronjob_status_last_successful_time",
+    "kube_cronjob_created",
   ],
   postgres_exporter: ["pg_stat_activity_count", "pg_settings_max_connections"],
   // redis_key_size: the Celery queue lists the exporter is told to check (REDIS_EXPORTER_CHECK_SINGLE_KEYS).
-  redis_exporter: ["redis_memory_used_bytes", "redis_memory_max_bytes", "redis_key_size"],
+  // redis_instance_info{role}, redis_master_link_up (replicas) and redis_connected_slaves: exporter/info.go in v1.63.0.
+  redis_exporter: ["redis_memory_used_bytes", "redis_memory_max_bytes", "redis_key_size", "redis_instance_info", "redis_master_link_up", "redis_connected_slaves"],
+  // percona/mongodb_exporter 0.40 --compatible-mode with --collector.diagnosticdata (exporter/v1_compatibility.go).
+  mongodb_exporter: ["mongodb_mongod_replset_my_state", "mongodb_mongod_replset_member_replication_lag"],
   // kubelet /metrics (volume stats), scraped by every kube-prometheus-stack install.
   kubelet: ["kubelet_volume_stats_used_bytes", "kubelet_volume_stats_capacity_bytes"],
   "cert-manager": ["certmanager_certificate_expiration_timestamp_seconds"],
@@ -60,6 +64,11 @@ const ISSUE_ALERTS = [
   "MailQueueGrowing",
   "CertificateExpiringSoon",
   "BackupTooOld",
+  "RedisNoMaster",
+  "RedisFailover",
+  "RedisReplicationBroken",
+  "MongoNoPrimary",
+  "MongoReplicationLag",
 ];
 
 describe("monitoring", () => {
@@ -156,6 +165,10 @@ describe("monitoring", () => {
         expect(by("CeleryQueueBacklog").expr).to.contain('key=~"default"').and.contain(`> ${t.celeryQueueLength}`);
         expect(by("CertificateExpiringSoon").expr).to.contain('name="email-platform-tls"').and.contain(`< ${t.certificateExpiryDays * 86400}`);
         expect(by("BackupTooOld").expr).to.contain(`> ${t.backupMaxAgeHours * 3600}`);
+        // Every backup CronJob, the mailbox one in the mail namespace included.
+        expect(by("BackupTooOld").expr).to.contain(`namespace=~"${cfg.platform.namespace}|${cfg.platform.mailNamespace}",cronjob=~"postgres-backup|redis-backup|mongo-backup|mailbox-backup"`);
+        expect(by("RedisReplicationBroken").expr).to.contain(`< ${cfg.redis.replicas - 1}`);
+        expect(by("MongoReplicationLag").expr).to.contain(`> ${t.mongoReplicationLagSeconds}`);
         expect(by("MailQueueGrowing").expr).to.contain(`namespace="email-platform-mail-${stack}"`);
       });
 
@@ -232,8 +245,16 @@ describe("monitoring", () => {
     const noExporters = names({ redis: { exporter: { enabled: false } }, postgres: { exporter: { enabled: false } } });
     for (const a of ["RedisMemoryHigh", "CeleryQueueBacklog", "PostgresConnectionsNearMax"]) expect(noExporters, a).to.not.include(a);
     expect(noExporters).to.include("BackupTooOld");
-    const noBackups = names({ postgres: { backup: { enabled: false } }, redis: { backup: { enabled: false } }, mongo: { backup: { enabled: false } } });
+    const noBackups = names({ postgres: { backup: { enabled: false } }, redis: { backup: { enabled: false } }, mongo: { backup: { enabled: false } }, mail: { backup: { enabled: false } } });
     expect(noBackups).to.not.include("BackupTooOld");
     expect(names({ postgres: { backup: { enabled: false } }, mongo: { backup: { enabled: false } } })).to.include("BackupTooOld");
+    // The mailbox backup alone still has its age alert.
+    expect(names({ postgres: { backup: { enabled: false } }, redis: { backup: { enabled: false } }, mongo: { backup: { enabled: false } } })).to.include("BackupTooOld");
+    // Replication alerts need the exporter, and Redis's need Sentinel.
+    expect(all).to.include.members(["RedisNoMaster", "RedisFailover", "RedisReplicationBroken", "MongoNoPrimary", "MongoReplicationLag"]);
+    const single = names({ redis: { replicas: 1, sentinel: { enabled: false }, settings: { minReplicasToWrite: 0 } }, mongo: { replicas: 1 } });
+    for (const a of ["RedisNoMaster", "RedisFailover", "RedisReplicationBroken", "MongoReplicationLag"]) expect(single, a).to.not.include(a);
+    expect(single).to.include("MongoNoPrimary");
+    expect(names({ mongo: { exporter: { enabled: false } } })).to.not.include("MongoNoPrimary");
   });
 });

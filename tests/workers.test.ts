@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import { inventory, surgePods } from "../config/inventory";
 import { celeryContainer, pingCommand } from "../components/workers";
-import { assertRestricted, envNamed, selects } from "./apphelpers";
+import { assertRestricted, envNamed, redisPortsFor, selects } from "./apphelpers";
 import { validateObject } from "./checks";
 import { evaluate, evaluateStack, findObject, objectsOfKind, ok, recordOf, STACKS, configOf, container, podSpec, rejection } from "./harness";
 import type { Evaluation, K8sObject } from "./harness";
@@ -132,13 +132,13 @@ describe("workers (Celery pools, beat, Flower)", () => {
         expect(selects(svc.spec.selector, d.spec.template.metadata.labels)).to.equal(true);
         expect(routes).to.deep.include({ path: "/flower", service: "flower", port: 5555 });
         expect(inventory(cfg).find((g) => g.name === "flower")!.metricsPort).to.equal(5555);
-        expect(egressTargets(ev, "flower")).to.deep.equal({ redis: [6379] });
+        expect(egressTargets(ev, "flower")).to.deep.equal({ redis: redisPortsFor(cfg) });
       });
 
       it("declares worker edges to every configured dependency", () => {
         const cfg = configOf(ev);
         const targets = egressTargets(ev, `worker-${Object.keys(cfg.workers.pools)[0]}`);
-        expect(targets).to.deep.include({ postgres: [5432], redis: [6379], mongo: [27017], jaeger: [4317, 4318], postfix: [587] });
+        expect(targets).to.deep.include({ postgres: [5432], redis: redisPortsFor(cfg), mongo: [27017], jaeger: [4317, 4318], postfix: [587] });
       });
 
       it("registers objects that pass the Kubernetes schema", async () => {
@@ -183,7 +183,7 @@ describe("workers (Celery pools, beat, Flower)", () => {
     });
 
     it("wires only the declared dependencies", () => {
-      expect(egressTargets(ev, "worker-audio")).to.deep.equal({ mongo: [27017], redis: [6379] });
+      expect(egressTargets(ev, "worker-audio")).to.deep.equal({ mongo: [27017], redis: redisPortsFor(configOf(ev)) });
       expect(envNamed(container(findObject(ev, "Deployment", "worker-audio")), "DB_PASSWORD")).to.be.undefined;
       expect(findObject(ev, "ConfigMap", "worker-config").data.SMTP_HOST).to.be.undefined;
     });

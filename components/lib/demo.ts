@@ -115,9 +115,14 @@ export function celeryModule(celeryApp: string): { module: string; attribute: st
   return { module: mod, attribute: attr, path: `${mod.replace(/\./g, "/")}.py` };
 }
 
-/** The demo Celery app: broker and results from the env the workers already get (app-connections). */
+/**
+ * The demo Celery app: broker and results from the env the workers already get (app-connections).
+ * With Redis Sentinel the URLs are sentinel:// lists and the transport options (master name, the
+ * Sentinels' password) come as JSON, exactly what docs/app.md asks a real app to do.
+ */
 export function demoCeleryApp(attribute: string, queue: string): string {
   return `"""Demo Celery app of the dev stack (components/lib/demo.ts)."""
+import json
 import os
 
 from celery import Celery
@@ -126,6 +131,8 @@ ${attribute} = Celery("demo", broker=os.environ.get("CELERY_BROKER_URL"), backen
 ${attribute}.conf.update(
     task_default_queue=${JSON.stringify(queue)},
     broker_connection_retry_on_startup=True,
+    broker_transport_options=json.loads(os.environ.get("CELERY_BROKER_TRANSPORT_OPTIONS") or "{}"),
+    result_backend_transport_options=json.loads(os.environ.get("CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS") or "{}"),
     beat_schedule={"demo-ping": {"task": "demo.ping", "schedule": 60.0}},
 )
 
@@ -153,3 +160,17 @@ export function withDemo(c: Container, env: EnvVar[], command?: string[]): Conta
     volumeMounts: [...((c.volumeMounts as k8s.types.input.core.v1.VolumeMount[] | undefined) ?? []), { name: DEMO_VOLUME, mountPath: DEMO_PATH, readOnly: true }],
   };
 }
+
+/**
+ * Flower's Celery app: `celery flower` alone knows only CELERY_BROKER_URL, but a sentinel:// broker
+ * also needs its transport options (master name, the Sentinels' password), read here from the env.
+ */
+export const FLOWER_APP = `"""Flower's Celery app (components/lib/demo.ts): broker URL and transport options from the env."""
+import json
+import os
+
+from celery import Celery
+
+app = Celery("flower", broker=os.environ["CELERY_BROKER_URL"])
+app.conf.broker_transport_options = json.loads(os.environ.get("CELERY_BROKER_TRANSPORT_OPTIONS") or "{}")
+`;
