@@ -68,6 +68,8 @@ export interface StartOptions {
 export interface RunningPod {
   pod: Pod;
   containers: Record<string, Container>;
+  /** The init containers that ran, in order (all of them, unless one of a Job's pod failed). */
+  init: Record<string, Container>;
   template: { metadata: K8sObject; spec: K8sObject };
 }
 
@@ -96,16 +98,29 @@ export async function startPod(sb: Sandbox, ev: Evaluation, obj: K8sObject, opts
     const built = containerSpec(ev, namespace, podName, pod.ip, spec, c, volumes);
     return opts.adjust ? opts.adjust(built, c.name) : built;
   };
+  const init: Record<string, Container> = {};
   for (const c of spec.initContainers ?? []) {
     if (opts.skip?.includes(c.name)) continue;
-    await pod.runToCompletion(build(c));
+    if (spec.restartPolicy !== "Never") {
+      // The kubelet would restart a failing one forever: the error (with its log) says more.
+      init[c.name] = await pod.runToCompletion(build(c));
+      continue;
+    }
+    // A Job's pod (restartPolicy Never) fails at its first failing init container: nothing after it starts.
+    const ran = (init[c.name] = pod.start(build(c)));
+    const code = await Promise.race([ran.exited, new Promise<"timeout">((r) => setTimeout(() => r("timeout"), 120_000).unref())]);
+    if (code === "timeout") {
+      ran.kill();
+      throw new Error(`${ran.name} did not finish within 120000 ms:\n${ran.tail()}`);
+    }
+    if (code !== 0) return { pod, containers: {}, init, template };
   }
   const containers: Record<string, Container> = {};
   for (const c of spec.containers) {
     if (opts.skip?.includes(c.name)) continue;
     containers[c.name] = pod.start(build(c));
   }
-  return { pod, containers, template };
+  return { pod, containers, init, template };
 }
 
 type Volumes = Record<string, string>;
@@ -257,16 +272,16 @@ export async function waitReady(running: RunningPod, name: string, timeoutMs?: n
 }
 
 export interface JobRun extends RunningPod {
-  /** Exit code of each container. */
+  /** Exit code of each container that ran, init containers included (a failed init container leaves out the rest). */
   codes: Record<string, number | null>;
-  /** Every container's output, in container order. */
+  /** Every container's output, in the order they ran (init containers first). */
   output: string;
 }
 
 /** Runs a Job's (or CronJob's) pod once, like `kubectl create job --from=cronjob/...`, and waits for it. */
 export async function runJob(sb: Sandbox, ev: Evaluation, obj: K8sObject, podName: string, opts: Omit<StartOptions, "podName"> = {}, timeoutMs = 120_000): Promise<JobRun> {
   const running = await startPod(sb, ev, obj, { ...opts, podName });
-  const codes: Record<string, number | null> = {};
+  const codes: Record<string, number | null> = Object.fromEntries(Object.entries(running.init).map(([name, c]) => [name, c.exitCode ?? null]));
   await Promise.all(
     Object.entries(running.containers).map(async ([name, c]) => {
       const code = await Promise.race([c.exited, new Promise<"timeout">((r) => setTimeout(() => r("timeout"), timeoutMs).unref())]);
@@ -277,6 +292,6 @@ export async function runJob(sb: Sandbox, ev: Evaluation, obj: K8sObject, podNam
       codes[name] = code;
     }),
   );
-  const output = Object.values(running.containers).map((c) => c.log.join("\n")).join("\n");
+  const output = [...Object.values(running.init), ...Object.values(running.containers)].map((c) => c.log.join("\n")).join("\n");
   return { ...running, codes, output };
 }

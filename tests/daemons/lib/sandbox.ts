@@ -8,6 +8,7 @@
 import { spawn, spawnSync } from "child_process";
 import type { ChildProcess } from "child_process";
 import * as fs from "fs";
+import * as net from "net";
 import * as os from "os";
 import * as path from "path";
 
@@ -158,14 +159,15 @@ export class Container {
       "setpriv", ...uidArgs, ...rootGroups, ...capArgs, ...(r.noNewPrivs ? ["--no-new-privs"] : []),
       "env", "-i", `--chdir=${r.workdir ?? "/"}`, ...env, ...r.argv,
     ];
-    this.child = spawn(argv[0], argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
+    // stdout and stderr share one pipe, as under a container runtime.
+    const out = outputPipe(r.uid, r.gid);
+    this.child = spawn(argv[0], argv.slice(1), { stdio: ["ignore", out.fd, out.fd] });
+    fs.closeSync(out.fd);
     const logFile = fs.createWriteStream(path.join(rootDir, "log"));
-    const onData = (d: Buffer) => {
+    out.stream.on("data", (d: Buffer) => {
       logFile.write(d);
       for (const line of d.toString().split("\n")) if (line) this.log.push(line);
-    };
-    this.child.stdout!.on("data", onData);
-    this.child.stderr!.on("data", onData);
+    });
     // Exited means gone: the outer process first, then the container's PID 1 (whose death makes
     // the kernel kill the rest of its PID namespace), so its ports are free when this resolves.
     this.exited = new Promise((resolve) =>
@@ -208,7 +210,7 @@ export class Container {
     const gid = opts.gid ?? this.spec.gid ?? uid;
     const drop = uid !== 0 ? ["setpriv", `--reuid=${uid}`, `--regid=${gid}`, this.spec.groups?.length ? `--groups=${this.spec.groups.join(",")}` : "--clear-groups"] : [];
     const env = Object.entries({ ...this.spec.env, ...opts.env }).map(([k, v]) => `${k}=${v}`);
-    return run(["nsenter", "-t", String(pid), "-m", "-u", "-i", "-n", "-p", "-r", "-w", ...drop, "env", "-i", ...env, ...argv], opts);
+    return run(["nsenter", "-t", String(pid), "-m", "-u", "-i", "-n", "-p", "-r", "-w", ...drop, "env", "-i", ...env, ...argv], { ...opts, uid, gid });
   }
 
   /** Sends a signal to the container's main process (as the kubelet does on stop: TERM, then KILL). */
@@ -263,22 +265,49 @@ export class Container {
   }
 }
 
-/** Runs a command and collects its output; never throws for a non-zero exit. */
-export function run(argv: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<ExecResult> {
+/**
+ * A pipe for a process's output, owned by the user it runs as, as a container runtime hands out
+ * stdio (runc chowns its pipes): images link their log files to /dev/stdout, which a non-root
+ * process can open on such a pipe, but not on the socket that Node's "pipe" is. A named FIFO,
+ * unlinked once both ends are open; `fd` is the write end for spawn (close it after), `stream`
+ * the read end.
+ */
+function outputPipe(uid = 0, gid = uid): { fd: number; stream: net.Socket } {
+  const file = path.join(os.tmpdir(), `daemons-pipe-${process.pid}-${pipes++}`);
+  sh(["mkfifo", "-m", "600", file]);
+  try {
+    fs.chownSync(file, uid, gid);
+    const reader = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    const fd = fs.openSync(file, fs.constants.O_WRONLY);
+    return { fd, stream: new net.Socket({ fd: reader, readable: true, writable: false }) };
+  } finally {
+    fs.rmSync(file, { force: true });
+  }
+}
+let pipes = 0;
+
+/** Runs a command and collects its output (on pipes owned by `uid`); never throws for a non-zero exit. */
+export function run(argv: string[], opts: { input?: string; timeoutMs?: number; uid?: number; gid?: number } = {}): Promise<ExecResult> {
   return new Promise((resolve) => {
-    const child = spawn(argv[0], argv.slice(1), { stdio: ["pipe", "pipe", "pipe"] });
+    const out = outputPipe(opts.uid, opts.gid);
+    const err = outputPipe(opts.uid, opts.gid);
+    const child = spawn(argv[0], argv.slice(1), { stdio: ["pipe", out.fd, err.fd] });
+    fs.closeSync(out.fd);
+    fs.closeSync(err.fd);
     let stdout = "";
     let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
+    out.stream.on("data", (d) => (stdout += d));
+    err.stream.on("data", (d) => (stderr += d));
+    // Done when the process is gone and its output read to the end (as "close" waits for stdio).
+    const drained = Promise.all([out.stream, err.stream].map((st) => new Promise((r) => st.on("close", r))));
     const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 60_000);
     child.on("error", (e) => (stderr += String(e)));
     child.on("close", (code, signal) => {
       clearTimeout(timer);
-      resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr: signal ? `${stderr}\n(killed by ${signal})` : stderr });
+      void drained.then(() => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr: signal ? `${stderr}\n(killed by ${signal})` : stderr }));
     });
-    child.stdin.on("error", () => undefined);
-    child.stdin.end(opts.input ?? "");
+    child.stdin!.on("error", () => undefined);
+    child.stdin!.end(opts.input ?? "");
   });
 }
 
@@ -365,7 +394,7 @@ export class Pod {
       `chmod 1777 ${q(root + "/tmp")}`,
     ];
     for (const m of spec.mounts) {
-      const dst = root + m.dst;
+      const dst = root + inRoot(m.dst);
       const isFile = fs.statSync(m.src).isFile();
       lines.push(isFile ? `mkdir -p ${q(path.dirname(dst))} && touch ${q(dst)}` : `mkdir -p ${q(dst)}`);
       lines.push(`mount --bind ${q(m.src)} ${q(dst)}`);
@@ -379,8 +408,8 @@ export class Pod {
     fs.writeFileSync(path.join(etc, "group"), mergeIds(fs.readFileSync("/etc/group", "utf8"), spec.group ?? []));
     for (const f of ["resolv.conf", "hosts", "passwd", "group"]) lines.push(`cp ${q(path.join(etc, f))} ${q(`${root}/etc/${f}`)}`);
     (spec.files ?? []).forEach((f, i) => {
-      const dst = q(root + f.path);
-      lines.push(`mkdir -p ${q(path.dirname(root + f.path))}`);
+      const dst = q(root + inRoot(f.path));
+      lines.push(`mkdir -p ${q(path.dirname(root + inRoot(f.path)))}`);
       if (!f.dir) lines.push(`rm -f ${dst}`);
       if (f.dir) lines.push(`mkdir -p ${dst} && chown ${f.dir.uid}:${f.dir.gid} ${dst}`);
       else if (f.symlink) lines.push(`ln -s ${q(f.symlink)} ${dst}`);
@@ -400,6 +429,39 @@ export class Pod {
     lines.push('exec "$@"', "");
     return lines.join("\n");
   }
+}
+
+/**
+ * A path of the container with the image's symlinks followed inside the container's root, as a
+ * runtime resolves mount targets: `/var/run` is a symlink to `/run`, so a volume mounted at
+ * /var/run/postgresql belongs on the container's fresh /run, not (through the symlink, resolved
+ * by the host) on the host's. The image is the host's root filesystem (the overlay's lower
+ * layer), so its links are read there; /run and /tmp are fresh in the container and not followed.
+ */
+export function inRoot(p: string): string {
+  const todo = p.split("/").filter(Boolean);
+  const done: string[] = [];
+  for (let hops = 0; todo.length; ) {
+    const part = todo.shift()!;
+    if (part === ".") continue;
+    if (part === "..") {
+      done.pop();
+      continue;
+    }
+    done.push(part);
+    if (done[0] === "run" || done[0] === "tmp") continue;
+    let link: string;
+    try {
+      link = fs.readlinkSync(`/${done.join("/")}`);
+    } catch {
+      continue; // not a symlink, or not there (created by the setup script)
+    }
+    if (++hops > 40) throw new Error(`too many levels of symbolic links in ${p}`);
+    done.pop();
+    if (link.startsWith("/")) done.length = 0;
+    todo.unshift(...link.split("/").filter(Boolean));
+  }
+  return `/${done.join("/")}`;
 }
 
 /** As the kubelet writes it: the cluster resolver, the pod namespace's search path, ndots 5. */
