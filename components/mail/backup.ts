@@ -58,16 +58,17 @@ export function mailboxDump(m: MailModel): string {
 }
 
 /**
- * restore.sh <archive>: unpacks an archive from the backup volume and makes every mailbox in it
- * identical to the archived state (`doveadm backup -R`, UIDs kept so IMAP clients' caches stay
- * valid). Mail that arrived after the backup is removed from a restored mailbox: this is the
- * disaster-recovery path; docs/mail.md has the merge (`doveadm import`) for single messages.
+ * restore.sh <archive>|latest: unpacks an archive from the backup volume and makes every mailbox in
+ * it the archived state (`doveadm backup -R` into a fresh Maildir, UIDs and UIDVALIDITY kept so
+ * IMAP clients' caches stay valid). The mailbox it replaces is moved aside, not deleted, so mail
+ * that arrived after the backup can still be imported (docs/mail.md).
  */
 export function mailboxRestoreScript(m: MailModel): string {
   return [
     "#!/bin/sh",
     "set -eu",
-    'archive="${1:?usage: restore.sh <archive in the backup volume>}"',
+    'archive="${1:?usage: restore.sh <archive in the backup volume>|latest}"',
+    `if [ "$archive" = latest ]; then archive=$(ls -1 ${BACKUP_DIR}/mailbox-*.tar.gz | sort | tail -n 1); fi`,
     `case "$archive" in /*) ;; *) archive="${BACKUP_DIR}/$archive" ;; esac`,
     `work="${BACKUP_DIR}/restore"`,
     'rm -rf "$work" && mkdir -p "$work" /tmp/dovecot',
@@ -76,6 +77,9 @@ export function mailboxRestoreScript(m: MailModel): string {
       `saved="$work/${m.domain}/$user/Maildir"`,
       'if [ ! -d "$saved" ]; then echo "$address: not in the archive"; continue; fi',
       'mkdir -p "$home"',
+      // dsync cannot replace an INBOX that exists with another identity (Dovecot creates a new
+      // one at the first login on an empty volume), so the current Maildir is kept aside, unread.
+      'if [ -d "$home/Maildir" ]; then aside="$home/Maildir.replaced-$(date -u +%Y%m%dT%H%M%SZ)"; mv "$home/Maildir" "$aside"; echo "$address: current mailbox kept as $aside"; fi',
       `HOME="$home" USER="$address" doveadm -c ${MAIL_BACKUP_CONFIG}/doveadm.conf backup -R "maildir:$saved"`,
       'echo "$address: restored from $(basename "$archive")"',
     ]),

@@ -5,7 +5,7 @@
 # POSTGRES_PASSWORD (local connections trusted, as initdb does by default), a pg_hba line that
 # asks every network client for a password (POSTGRES_HOST_AUTH_METHOD, default scram-sha-256),
 # POSTGRES_DB created, then /docker-entrypoint-initdb.d/* run against a socket-only temporary
-# server. Then `postgres "$@"`.
+# server (its log on stdout, as the image prints it). Then `postgres "$@"`.
 set -eu
 case "${1:-}" in -*) set -- postgres "$@" ;; esac
 if [ "${1:-}" != postgres ]; then exec "$@"; fi
@@ -22,8 +22,11 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   # shellcheck disable=SC2086
   initdb --username="$POSTGRES_USER" --pwfile="$pwfile" ${POSTGRES_INITDB_ARGS:-} > /dev/null
   rm -f "$pwfile"
+  # The image's postgresql.conf.sample listens on every address (its Dockerfile seds
+  # listen_addresses to '*'); Debian's sample keeps 'localhost', which no Service could reach.
+  printf "\nlisten_addresses = '*'\n" >> "$PGDATA/postgresql.conf"
   printf '\nhost all all all %s\n' "${POSTGRES_HOST_AUTH_METHOD:-scram-sha-256}" >> "$PGDATA/pg_hba.conf"
-  pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -p 5432" -w start > /dev/null
+  pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -p 5432" -w start
   export PGUSER="$POSTGRES_USER" PGPASSWORD="$POSTGRES_PASSWORD" PGHOST=/var/run/postgresql PGPORT=5432
   if [ "$POSTGRES_DB" != postgres ]; then
     psql -v ON_ERROR_STOP=1 -d postgres -q -v db="$POSTGRES_DB" <<'EOSQL'
