@@ -167,6 +167,8 @@ describe("monitoring", () => {
         expect(by("BackupTooOld").expr).to.contain(`> ${t.backupMaxAgeHours * 3600}`);
         // Every backup CronJob, the mailbox one in the mail namespace included.
         expect(by("BackupTooOld").expr).to.contain(`namespace=~"${cfg.platform.namespace}|${cfg.platform.mailNamespace}",cronjob=~"postgres-backup|redis-backup|mongo-backup|mailbox-backup"`);
+        // A failed Job never sets lastSuccessfulTime; a CronJob that never succeeded counts from its creation.
+        expect(by("BackupTooOld").expr).to.match(/time\(\) - kube_cronjob_created\{[^}]+\} > \d+ unless on \(namespace, cronjob\) kube_cronjob_status_last_successful_time\{/);
         expect(by("RedisReplicationBroken").expr).to.contain(`< ${cfg.redis.replicas - 1}`);
         expect(by("MongoReplicationLag").expr).to.contain(`> ${t.mongoReplicationLagSeconds}`);
         expect(by("MailQueueGrowing").expr).to.contain(`namespace="email-platform-mail-${stack}"`);
