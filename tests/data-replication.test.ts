@@ -178,8 +178,15 @@ function runSidecar(script: string, pod: string, members: Record<string, FakeMem
   const sent: { host: string; cmd: Record<string, unknown> }[] = [];
   const printed: string[] = [];
   let loops = 0;
+  let open = 0;
   class Mongo {
     private host: string;
+    private closed = false;
+    close() {
+      expect(this.closed, "closed twice").to.equal(false);
+      this.closed = true;
+      open--;
+    }
     constructor(uri: string) {
       const m = /^mongodb:\/\/(?:([^:]+):([^@]+)@)?([^/]+)\//.exec(uri);
       if (!m) throw new Error(`bad uri ${uri}`);
@@ -188,6 +195,7 @@ function runSidecar(script: string, pod: string, members: Record<string, FakeMem
       if (!member?.up) throw new Error(`connect ECONNREFUSED ${this.host}`);
       if (m[1] && decodeURIComponent(m[2]) !== (opts.password ?? "root-pw")) throw Object.assign(new Error("Authentication failed."), { code: 18 });
       expect(uri).to.include("directConnection=true");
+      open++;
     }
     getDB(name: string) {
       expect(name).to.equal("admin");
@@ -230,6 +238,8 @@ function runSidecar(script: string, pod: string, members: Record<string, FakeMem
     encodeURIComponent,
   });
   expect(() => vm.runInContext(script, context)).to.throw(Stop);
+  // Every connection a round opened is closed by its end.
+  expect(open, "connections left open").to.equal(0);
   return { sent, printed, commands: sent.filter((s) => !("hello" in s.cmd) && !("replSetGetStatus" in s.cmd) && !("replSetGetConfig" in s.cmd)) };
 }
 

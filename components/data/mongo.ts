@@ -101,6 +101,15 @@ function command(conn, cmd) {
   }
 }
 
+// Every round opens its connections and closes them again (a sidecar that never closes leaks one per round).
+function close(conn) {
+  try {
+    if (conn) conn.close();
+  } catch (e) {
+    // already gone
+  }
+}
+
 function connect(host, credentials) {
   const auth = credentials ? encodeURIComponent(process.env.MONGO_INITDB_ROOT_USERNAME) + ":" + encodeURIComponent(process.env.MONGO_INITDB_ROOT_PASSWORD) + "@" : "";
   return new Mongo("mongodb://" + auth + host + "/admin?authSource=admin&directConnection=true&" + TIMEOUTS);
@@ -116,20 +125,24 @@ function observeLocal() {
   const status = command(conn, { replSetGetStatus: 1 });
   if (status.ok) {
     const config = command(conn, { replSetGetConfig: 1 });
-    if (!config.ok) return { reachable: true, status: "unknown", error: config.errmsg };
+    if (!config.ok) return { reachable: true, status: "unknown", error: config.errmsg, conn: conn };
     return { reachable: true, status: "member", primary: status.myState === 1, members: config.config.members.map((m) => m.host), config: config.config, conn: conn };
   }
   if (status.code === 94) return { reachable: true, status: "uninitialized", conn: conn };
-  if (status.code === 76) return { reachable: true, status: "standalone" };
-  return { reachable: status.code !== 18 && status.code !== 13, status: "unknown", error: status.errmsg };
+  if (status.code === 76) return { reachable: true, status: "standalone", conn: conn };
+  return { reachable: status.code !== 18 && status.code !== 13, status: "unknown", error: status.errmsg, conn: conn };
 }
 
 function observePeer(host) {
+  let conn;
   try {
-    const hello = command(connect(host, false), { hello: 1 });
+    conn = connect(host, false);
+    const hello = command(conn, { hello: 1 });
     return hello.ok ? { host: host, reachable: true, setName: hello.setName } : { host: host, reachable: false };
   } catch (e) {
     return { host: host, reachable: false };
+  } finally {
+    close(conn);
   }
 }
 
@@ -155,8 +168,9 @@ function act(s, action) {
 
 let last = "";
 for (;;) {
+  let s;
   try {
-    const s = observe();
+    s = observe();
     const action = decide(s);
     const line = action.kind + ": " + (action.why || action.host);
     if (line !== last) print(line);
@@ -164,6 +178,8 @@ for (;;) {
     act(s, action);
   } catch (e) {
     print("replset check failed: " + e.message);
+  } finally {
+    if (s) close(s.local.conn);
   }
   sleep(INTERVAL_MS);
 }
