@@ -129,7 +129,15 @@ describe("data tier: safety", () => {
           const url = (db: number) => sentinels.map((h) => `sentinel://:${redis.REDIS_PASSWORD}@${h}/${db}`).join(";");
           expect(d.CELERY_BROKER_URL).to.equal(url(REDIS_DB.broker));
           expect(d.CELERY_RESULT_BACKEND).to.equal(url(REDIS_DB.results));
-          const options = { master_name: cfg.redis.sentinel.masterName, sentinel_kwargs: { password: redis.REDIS_SENTINEL_PASSWORD } };
+          // Clients give up on a silent master when the Sentinels do (down-after), on a silent Sentinel after 2 s.
+          const timeout = cfg.redis.sentinel.downAfterMilliseconds / 1000;
+          const options = {
+            master_name: cfg.redis.sentinel.masterName,
+            sentinel_kwargs: { password: redis.REDIS_SENTINEL_PASSWORD, socket_timeout: 2, socket_connect_timeout: 2 },
+            socket_timeout: timeout,
+            socket_connect_timeout: timeout,
+            socket_keepalive: true,
+          };
           expect(JSON.parse(d.CELERY_BROKER_TRANSPORT_OPTIONS)).to.deep.equal(options);
           expect(JSON.parse(d.CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS)).to.deep.equal(options);
           expect(d).to.include({ REDIS_SENTINELS: sentinels.join(","), REDIS_SENTINEL_MASTER: cfg.redis.sentinel.masterName, REDIS_SENTINEL_PASSWORD: redis.REDIS_SENTINEL_PASSWORD, REDIS_PASSWORD: redis.REDIS_PASSWORD });

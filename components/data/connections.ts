@@ -58,9 +58,25 @@ export function sentinelUrl(sentinels: string[], redisPassword: string, db: numb
   return sentinels.map((h) => `sentinel://:${encodeURIComponent(redisPassword)}@${h}/${db}`).join(";");
 }
 
-/** broker_transport_options / result_backend_transport_options for the Sentinel transport (JSON in the env). */
-export function sentinelTransportOptions(masterName: string, sentinelPassword: string): string {
-  return JSON.stringify({ master_name: masterName, sentinel_kwargs: { password: sentinelPassword } });
+/**
+ * broker_transport_options / result_backend_transport_options for the Sentinel transport (JSON in
+ * the env). The socket timeouts matter when a node is lost rather than a process: without them a
+ * client waits on the dead master's socket until TCP gives up (many minutes; measured in the
+ * daemon tier: publishing and consuming stopped). A client gives up on the master as soon as the
+ * Sentinels do (down-after) and asks them again; the Sentinels themselves answer within 2 s or are
+ * skipped. Brokers poll with BRPOP timeouts of 1 s, well below these. Celery's result backend reads
+ * only master_name and sentinel_kwargs from its options (its socket timeouts are redis_socket_*
+ * settings, docs/app.md).
+ */
+export function sentinelTransportOptions(masterName: string, sentinelPassword: string, downAfterMilliseconds: number): string {
+  const timeout = downAfterMilliseconds / 1000;
+  return JSON.stringify({
+    master_name: masterName,
+    sentinel_kwargs: { password: sentinelPassword, socket_timeout: 2, socket_connect_timeout: 2 },
+    socket_timeout: timeout,
+    socket_connect_timeout: timeout,
+    socket_keepalive: true,
+  });
 }
 
 function need<T>(v: T | undefined, what: string): T {
@@ -91,7 +107,7 @@ export function connectionData(cfg: PlatformConfig, hosts: StoreHosts, values: G
     const sentinels = redisMembers(cfg).map((h) => `${h}:${PORTS.redis.sentinel}`);
     const password = need(values.redisPassword, "the Redis password");
     const sentinelPassword = need(values.redisSentinelPassword, "the Sentinel password");
-    const options = sentinelPassword.apply((sp) => sentinelTransportOptions(cfg.redis.sentinel.masterName, sp));
+    const options = sentinelPassword.apply((sp) => sentinelTransportOptions(cfg.redis.sentinel.masterName, sp, cfg.redis.sentinel.downAfterMilliseconds));
     out.REDIS_SENTINELS = pulumi.output(sentinels.join(","));
     out.REDIS_SENTINEL_MASTER = pulumi.output(cfg.redis.sentinel.masterName);
     out.REDIS_SENTINEL_PASSWORD = sentinelPassword;

@@ -127,12 +127,17 @@ import os
 
 from celery import Celery
 
+broker_options = json.loads(os.environ.get("CELERY_BROKER_TRANSPORT_OPTIONS") or "{}")
 ${attribute} = Celery("demo", broker=os.environ.get("CELERY_BROKER_URL"), backend=os.environ.get("CELERY_RESULT_BACKEND"))
 ${attribute}.conf.update(
     task_default_queue=${JSON.stringify(queue)},
     broker_connection_retry_on_startup=True,
-    broker_transport_options=json.loads(os.environ.get("CELERY_BROKER_TRANSPORT_OPTIONS") or "{}"),
+    broker_transport_options=broker_options,
     result_backend_transport_options=json.loads(os.environ.get("CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS") or "{}"),
+    # The result backend takes its socket timeouts from these settings, not from its options:
+    # the broker's, so a lost node stalls neither (Celery's default read timeout is 120 s).
+    redis_socket_timeout=broker_options.get("socket_timeout", 120.0),
+    redis_socket_connect_timeout=broker_options.get("socket_connect_timeout"),
     beat_schedule={"demo-ping": {"task": "demo.ping", "schedule": 60.0}},
 )
 

@@ -1,9 +1,10 @@
 // Redis with Sentinel from the rendered prod stack: three members started from the StatefulSet's
 // pod template (the start script, redis.conf and sentinel.conf from the ConfigMap), a Celery worker
 // and producer (Debian's python3-celery) configured only by the rendered app-connections Secret,
-// running the dev stack's demo Celery app; then the master is killed. Measured and printed: the
-// seconds until the Sentinels name a new master, the publish outage, and the acknowledged tasks
-// lost (bounded by min-replicas-max-lag).
+// running the dev stack's demo Celery app; then the master is killed, and later the new master is
+// cut off (a lost node: no TCP reset). Measured and printed: the seconds until the Sentinels name a
+// new master, the publish outage, how long until tasks run again, and the acknowledged tasks lost
+// (bounded by min-replicas-max-lag).
 import { expect } from "chai";
 import * as fs from "fs";
 import * as path from "path";
@@ -215,6 +216,35 @@ describe(`sentinel: ${versionOf(r.image)}, Celery from Debian's python3-celery`,
         return x.ip === host(master) && Number(x["num-other-sentinels"]) === r.replicas - 1 ? x : undefined;
       }, 30_000);
       expect(m.flags).to.equal("master");
+    });
+
+    it("partitions the master (its node unreachable, no TCP reset): a new master, and publishing and consuming carry on", async () => {
+      const old = master;
+      const during = produce(40_000, 300, 0.02);
+      await new Promise((res) => setTimeout(res, 2000));
+      const cutAt = Date.now() / 1000;
+      members[old].pod.disconnect();
+      const survivors = [...members.keys()].filter((i) => i !== old);
+      const next = await waitFor("a Sentinel to name a new master", async () => {
+        const m = await masterByName(survivors[0]);
+        return m && m !== host(old) ? m : undefined;
+      }, 60_000, 100);
+      const failoverSeconds = Date.now() / 1000 - cutAt;
+      master = survivors.find((i) => host(i) === next)!;
+      const p = await during;
+      const publishedBy = Date.now() / 1000 - cutAt;
+      expect(p.code, p.stderr).to.equal(0);
+      const after = await produce(50_000, 100, 0);
+      expect(after.code, after.stderr).to.equal(0);
+      const want = ackedNumbers().filter(([n]) => n >= 50_000).map(([n]) => n);
+      const ranAfter = await waitFor("the tasks sent after the partition to run", () => want.every((n) => executed().has(n)) && Date.now() / 1000 - cutAt, 120_000);
+      const lost = ackedNumbers().filter(([n]) => n >= 40_000 && n < 50_000 && !executed().has(n));
+      expect(failoverSeconds).to.be.below((r.sentinel.downAfterMilliseconds + r.sentinel.failoverTimeoutMilliseconds) / 1000);
+      console.log(
+        `      measured (partition): new master ${next} ${failoverSeconds.toFixed(1)} s after the cut; the producer's 300 tasks were published ${publishedBy.toFixed(1)} s after it;` +
+          ` tasks sent afterwards all ran ${(ranAfter as number).toFixed(1)} s after the cut; acknowledged tasks lost: ${lost.length}`,
+      );
+      members[old].pod.reconnect();
     });
 
     after(async () => {
