@@ -137,6 +137,8 @@ describe("data tier: safety", () => {
             socket_timeout: timeout,
             socket_connect_timeout: timeout,
             socket_keepalive: true,
+            // Keepalive probes find a lost node within down-after too: 1 s idle, 1 s apart, down-after - 1 probes.
+            socket_keepalive_options: { TCP_KEEPIDLE: 1, TCP_KEEPINTVL: 1, TCP_KEEPCNT: timeout - 1 },
           };
           expect(JSON.parse(d.CELERY_BROKER_TRANSPORT_OPTIONS)).to.deep.equal(options);
           expect(JSON.parse(d.CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS)).to.deep.equal(options);

@@ -259,16 +259,18 @@ describe("Celery on Redis Sentinel: the demo app and Flower read the transport o
     );
     fs.writeFileSync(path.join(dir, "demo_app.py"), demoCeleryApp("celery_app", "default"));
     fs.writeFileSync(path.join(dir, "flower_app.py"), FLOWER_APP);
-    const options = { master_name: "redis", sentinel_kwargs: { password: "sentinel-pw" }, socket_timeout: 5, socket_connect_timeout: 4 };
+    const options = { master_name: "redis", sentinel_kwargs: { password: "sentinel-pw" }, socket_timeout: 5, socket_connect_timeout: 4, socket_keepalive_options: { TCP_KEEPIDLE: 1, TCP_KEEPCNT: 4 } };
     const env = { ...process.env, PYTHONPATH: dir, PYTHONDONTWRITEBYTECODE: "1", CELERY_BROKER_URL: "sentinel://:pw@h:26379/1", CELERY_BROKER_TRANSPORT_OPTIONS: JSON.stringify(options), CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS: JSON.stringify(options) };
     const conf = (module: string, attr: string) =>
       JSON.parse(execFileSync("python3", ["-c", `import json, ${module} as m; print(json.dumps(dict(m.${attr}.conf)))`], { env, encoding: "utf8" }));
     const demo = conf("demo_app", "celery_app");
-    expect(demo.broker_transport_options).to.deep.equal(options);
+    // Keepalive options by name become the socket module's numbers (Linux: TCP_KEEPIDLE 4, TCP_KEEPCNT 6).
+    const numbers = JSON.parse(execFileSync("python3", ["-c", "import json, socket; print(json.dumps([socket.TCP_KEEPIDLE, socket.TCP_KEEPCNT]))"], { encoding: "utf8" }));
+    expect(demo.broker_transport_options).to.deep.equal({ ...options, socket_keepalive_options: { [numbers[0]]: 1, [numbers[1]]: 4 } });
     expect(demo.result_backend_transport_options).to.deep.equal(options);
     // The result backend's own timeouts follow the broker's (a lost node stalls neither).
     expect([demo.redis_socket_timeout, demo.redis_socket_connect_timeout]).to.deep.equal([5, 4]);
-    expect(conf("flower_app", "app").broker_transport_options).to.deep.equal(options);
+    expect(conf("flower_app", "app").broker_transport_options).to.deep.equal(demo.broker_transport_options);
     // Without Sentinel (dev) the variables are absent: no options.
     const plain = JSON.parse(execFileSync("python3", ["-c", "import json, demo_app as m; print(json.dumps(dict(m.celery_app.conf)))"], { env: { ...process.env, PYTHONPATH: dir, PYTHONDONTWRITEBYTECODE: "1" }, encoding: "utf8" }));
     expect(plain.broker_transport_options).to.deep.equal({});

@@ -76,6 +76,10 @@ export function sentinelTransportOptions(masterName: string, sentinelPassword: s
     socket_timeout: timeout,
     socket_connect_timeout: timeout,
     socket_keepalive: true,
+    // A worker waits for BRPOP's reply in its event loop, where no read timeout applies: TCP
+    // keepalive is what notices a lost node there. Names of the socket module's constants (JSON
+    // keys cannot be them); the app turns them into numbers (docs/app.md).
+    socket_keepalive_options: { TCP_KEEPIDLE: 1, TCP_KEEPINTVL: 1, TCP_KEEPCNT: Math.max(1, Math.round(timeout) - 1) },
   });
 }
 

@@ -124,10 +124,14 @@ export function demoCeleryApp(attribute: string, queue: string): string {
   return `"""Demo Celery app of the dev stack (components/lib/demo.ts)."""
 import json
 import os
+import socket
 
 from celery import Celery
 
 broker_options = json.loads(os.environ.get("CELERY_BROKER_TRANSPORT_OPTIONS") or "{}")
+# TCP keepalive settings come by name (JSON keys cannot be socket constants).
+if "socket_keepalive_options" in broker_options:
+    broker_options["socket_keepalive_options"] = {getattr(socket, k): v for k, v in broker_options["socket_keepalive_options"].items()}
 ${attribute} = Celery("demo", broker=os.environ.get("CELERY_BROKER_URL"), backend=os.environ.get("CELERY_RESULT_BACKEND"))
 ${attribute}.conf.update(
     task_default_queue=${JSON.stringify(queue)},
@@ -173,9 +177,14 @@ export function withDemo(c: Container, env: EnvVar[], command?: string[]): Conta
 export const FLOWER_APP = `"""Flower's Celery app (components/lib/demo.ts): broker URL and transport options from the env."""
 import json
 import os
+import socket
 
 from celery import Celery
 
+options = json.loads(os.environ.get("CELERY_BROKER_TRANSPORT_OPTIONS") or "{}")
+# TCP keepalive settings come by name (JSON keys cannot be socket constants).
+if "socket_keepalive_options" in options:
+    options["socket_keepalive_options"] = {getattr(socket, k): v for k, v in options["socket_keepalive_options"].items()}
 app = Celery("flower", broker=os.environ["CELERY_BROKER_URL"])
-app.conf.broker_transport_options = json.loads(os.environ.get("CELERY_BROKER_TRANSPORT_OPTIONS") or "{}")
+app.conf.broker_transport_options = options
 `;
