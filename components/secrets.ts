@@ -40,8 +40,12 @@ export class GeneratedSecrets extends pulumi.ComponentResource {
     postgresPassword?: pulumi.Output<string>;
     postgresSuperuserPassword?: pulumi.Output<string>;
     redisPassword?: pulumi.Output<string>;
+    /** Clients authenticate to the Sentinels with their own password (redis.sentinel.enabled). */
+    redisSentinelPassword?: pulumi.Output<string>;
     mongoRootPassword?: pulumi.Output<string>;
     mongoAppPassword?: pulumi.Output<string>;
+    /** The replica set's shared key (internal authentication between members). */
+    mongoKeyfile?: pulumi.Output<string>;
     flowerPassword?: pulumi.Output<string>;
   } = {};
 
@@ -77,19 +81,28 @@ export class GeneratedSecrets extends pulumi.ComponentResource {
     if (cfg.redis.enabled) {
       const password = this.password("redis", "redis");
       this.values.redisPassword = password;
-      this.redis = this.secret("redis-credentials", ns, { REDIS_PASSWORD: password });
+      const data: Record<string, pulumi.Input<string>> = { REDIS_PASSWORD: password };
+      if (cfg.redis.sentinel.enabled) {
+        this.values.redisSentinelPassword = data.REDIS_SENTINEL_PASSWORD = this.password("redis-sentinel", "redis");
+      }
+      this.redis = this.secret("redis-credentials", ns, data);
     }
     if (cfg.mongo.enabled) {
       const root = this.password("mongo-root", "mongo");
       const app = this.password("mongo-app", "mongo");
       this.values.mongoRootPassword = root;
       this.values.mongoAppPassword = app;
+      // The replica set's keyfile: 756 random bytes are 1008 base64 characters, under mongod's
+      // limit of 1024 characters from the base64 alphabet.
+      const keyfile = this.bytes("mongo-keyfile", "mongo", 756);
+      this.values.mongoKeyfile = keyfile;
       this.mongo = this.secret("mongo-credentials", ns, {
         MONGO_INITDB_ROOT_USERNAME: "root",
         MONGO_INITDB_ROOT_PASSWORD: root,
         MONGO_INITDB_DATABASE: s.mongoDatabase,
         MONGO_APP_USERNAME: s.mongoUser,
         MONGO_APP_PASSWORD: app,
+        MONGO_KEYFILE: keyfile,
       });
     }
     if (cfg.workers.enabled && cfg.workers.flower.enabled) {
@@ -121,8 +134,8 @@ export class GeneratedSecrets extends pulumi.ComponentResource {
     return pulumi.secret(pw.result);
   }
 
-  private bytes(name: string, group: SecretGroup): pulumi.Output<string> {
-    const b = new random.RandomBytes(name, { length: 32, keepers: this.keepers(group) }, { parent: this });
+  private bytes(name: string, group: SecretGroup, length = 32): pulumi.Output<string> {
+    const b = new random.RandomBytes(name, { length, keepers: this.keepers(group) }, { parent: this });
     return pulumi.secret(b.base64);
   }
 

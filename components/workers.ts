@@ -12,8 +12,8 @@ import type { AppEnvSources } from "./lib/appwiring";
 import { connectDependencies, dependencyConfig, secretEnvFor, sortedData } from "./lib/appwiring";
 import { labels } from "./lib/labels";
 import { checksum, execProbe, httpProbe, restrictedContainer, secretEnv, startupProbe } from "./lib/pod";
-import { DEMO_ENV, demoCelery, withDemo } from "./lib/demo";
-import { PORTS } from "./lib/ports";
+import { DEMO_ENV, FLOWER_APP, demoCelery, withDemo } from "./lib/demo";
+import { PORTS, redisClientPorts } from "./lib/ports";
 import type { Workload } from "./lib/workload";
 import { createWorkload } from "./lib/workload";
 import type { Route } from "./edge";
@@ -133,7 +133,7 @@ export class Workers extends pulumi.ComponentResource {
         },
         this,
       );
-      connectDependencies(graph, workload, deps);
+      connectDependencies(cfg, graph, workload, deps);
     }
 
     if (w.beat.enabled) {
@@ -160,7 +160,7 @@ export class Workers extends pulumi.ComponentResource {
         this,
       );
       // Beat only publishes due tasks to the broker (and traces, if configured).
-      connectDependencies(graph, "beat", deps.filter((d): d is Dependency => d === "redis" || d === "jaeger"));
+      connectDependencies(cfg, graph, "beat", deps.filter((d): d is Dependency => d === "redis" || d === "jaeger"));
     }
 
     if (w.flower.enabled) this.flower = this.buildFlower(cfg, args, namespace);
@@ -172,9 +172,17 @@ export class Workers extends pulumi.ComponentResource {
     const port = PORTS.flower.http;
     const auth = args.secrets.flower;
     if (!auth) throw new Error("flower is enabled but GeneratedSecrets created no flower credentials");
-    const broker = args.connections?.keys.includes("CELERY_BROKER_URL") ? [secretEnv("CELERY_BROKER_URL", args.connections.name, "CELERY_BROKER_URL")] : [];
+    const brokerKeys = ["CELERY_BROKER_URL", "CELERY_BROKER_TRANSPORT_OPTIONS"].filter((k) => args.connections?.keys.includes(k));
+    const broker = args.connections ? brokerKeys.map((k) => secretEnv(k, args.connections!.name, k)) : [];
+    const app = new k8s.core.v1.ConfigMap(
+      "flower-app",
+      { metadata: { name: "flower-app", namespace, labels: labels(cfg, { name: "flower", component: "flower", image: f.image }) }, data: { "flower_app.py": FLOWER_APP } },
+      { parent: this },
+    );
     const env: EnvVar[] = [
       ...broker,
+      { name: "PYTHONPATH", value: "/opt/flower" },
+      { name: "PYTHONDONTWRITEBYTECODE", value: "1" },
       // Flower reads FLOWER_* env vars as its options.
       secretEnv("FLOWER_BASIC_AUTH", auth.name, "FLOWER_BASIC_AUTH"),
       { name: "FLOWER_PORT", value: String(port) },
@@ -195,7 +203,7 @@ export class Workers extends pulumi.ComponentResource {
             name: "flower",
             image: f.image,
             imagePullPolicy: "IfNotPresent",
-            command: ["celery", "flower"],
+            command: ["celery", "-A", "flower_app", "flower"],
             ports: [{ name: "http", containerPort: port, protocol: "TCP" }],
             env,
             resources: f.resources,
@@ -206,12 +214,16 @@ export class Workers extends pulumi.ComponentResource {
             volumeMounts: [
               { name: "tmp", mountPath: "/tmp" },
               { name: "data", mountPath: "/data" },
+              { name: "app", mountPath: "/opt/flower", readOnly: true },
             ],
           },
         ],
-        volumes: [{ name: "data", emptyDir: { sizeLimit: "64Mi" } }],
+        volumes: [
+          { name: "data", emptyDir: { sizeLimit: "64Mi" } },
+          { name: "app", configMap: { name: app.metadata.name } },
+        ],
         terminationGracePeriodSeconds: 30,
-        annotations: { "checksum/secrets": secretsChecksum(cfg) },
+        annotations: { "checksum/secrets": secretsChecksum(cfg), "checksum/app": checksum(FLOWER_APP) },
         scaling: { kind: "singleton" },
       },
       this,
@@ -232,7 +244,7 @@ export class Workers extends pulumi.ComponentResource {
       },
       { parent: this },
     );
-    args.graph.connect("flower", "redis", [PORTS.redis.redis], "flower reads Celery events from the broker");
+    args.graph.connect("flower", "redis", redisClientPorts(cfg.redis), "flower reads Celery events from the broker");
     this.routes.push({ path: "/flower", service: "flower", port });
     return workload;
   }

@@ -2,7 +2,8 @@
 // to (store dumps, the Postgres WAL archive and base backups, mailboxes), so that losing the
 // cluster's storage never loses the data and its backups together.
 import { z } from "zod";
-import { cidr } from "./common";
+import { cidr, image, res, resources } from "./common";
+import type { Resources } from "./common";
 
 /** A secret config key (`pulumi config set --secret <key>`). */
 const secretKey = z.string().regex(/^[a-z][A-Za-z0-9]*$/, "must be a camelCase config key");
@@ -49,14 +50,28 @@ export const backupsSchema = z.strictObject({
   objectStore: z
     .preprocess((v) => (v && typeof v === "object" && !Array.isArray(v) ? { ...OBJECT_STORE_DEFAULTS, ...v } : v), objectStoreSchema)
     .optional(),
+  /**
+   * The container that copies each backup CronJob's new file to the object store and prunes the
+   * copies there (components/data/backup.ts): rclone, configured only through environment
+   * variables, so the image needs no file of ours.
+   */
+  uploader: z.strictObject({ image: image, resources: resources }),
 });
 
 export function backupsDefaults(): z.input<typeof backupsSchema> {
-  return {};
+  return {
+    // 1.68 reads every S3 setting we use from RCLONE_CONFIG_<remote>_* variables.
+    uploader: { image: "rclone/rclone:1.68.2", resources: res("50m", "64Mi", "1", "256Mi") },
+  };
 }
 
 /** Host and port of the endpoint (the port the egress rule opens). */
 export function objectStoreAddress(s: ObjectStoreConfig): { host: string; port: number } {
   const u = new URL(s.endpoint);
   return { host: u.hostname, port: u.port ? Number(u.port) : 443 };
+}
+
+/** Resources of a backup pod's containers (inventory): the dump, plus the upload when copies go off the cluster. */
+export function backupContainers(backups: { objectStore?: ObjectStoreConfig; uploader: { resources: Resources } }, dump: Resources): Resources[] {
+  return backups.objectStore ? [dump, backups.uploader.resources] : [dump];
 }

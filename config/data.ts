@@ -21,7 +21,7 @@ const exporterSchema = z.strictObject({
   resources: resources,
 });
 
-const backupSchema = z.strictObject({
+export const backupSchema = z.strictObject({
   /** Scheduled logical backup (CronJob) onto its own retained volume. */
   enabled: z.boolean(),
   schedule: cron,
@@ -35,16 +35,29 @@ const backupSchema = z.strictObject({
   activeDeadlineSeconds: z.number().int().min(60),
 });
 
+export type BackupConfig = z.infer<typeof backupSchema>;
+
 /** The image's own user: volumes are written with it, and fsGroup makes them group-writable. */
 const runAsSchema = z.strictObject({ uid: z.number().int().min(1), gid: z.number().int().min(1) });
 
-function storeSchema<T extends z.core.$ZodLooseShape>(name: StoreName, settings: z.ZodObject<T>) {
+/** A store without replication: one pod, because a second would be an independent, diverging copy. */
+function singleReplica(name: StoreName) {
+  return z.literal(1, {
+    error: `must be 1: replication is not built yet for ${name}, so a second replica would be an independent, diverging copy of the data`,
+  });
+}
+
+function storeSchema<T extends z.core.$ZodLooseShape, R extends z.ZodType<number>>(settings: z.ZodObject<T>, replicas: R) {
   return z.strictObject({
     enabled: z.boolean(),
     image: image,
-    replicas: z.literal(1, {
-      error: `must be 1: replication is not built yet for ${name}, so a second replica would be an independent, diverging copy of the data`,
-    }),
+    replicas: replicas,
+    /**
+     * Where replicas of a replicated store may run: "required" never puts two on one node (a node
+     * loss then costs one member, never the majority; needs as many schedulable nodes as replicas),
+     * "preferred" spreads them when it can (small clusters).
+     */
+    antiAffinity: z.enum(["required", "preferred"]),
     resources: resources,
     storage: storage,
     runAs: runAsSchema,
@@ -55,46 +68,119 @@ function storeSchema<T extends z.core.$ZodLooseShape>(name: StoreName, settings:
 }
 
 export const postgresSchema = storeSchema(
-  "postgres",
   z.strictObject({
     maxConnections: z.number().int().min(10).max(10000),
   }),
+  singleReplica("postgres"),
 );
 
 /** Redis memory units as redis.conf reads them (1mb = 1024*1024 bytes). */
 const redisMemory = z.string().regex(/^\d+(kb|mb|gb)$/, "must be a Redis memory size such as 512mb");
 
+/**
+ * Redis Sentinel: one Sentinel next to every Redis server (a container in the same pod), watching
+ * the master and promoting a replica when a quorum agrees it is down. Clients ask the Sentinels
+ * for the master (connection keys REDIS_SENTINELS / CELERY_BROKER_URL in the sentinel:// form).
+ */
+const sentinelSchema = z.strictObject({
+  enabled: z.boolean(),
+  /** The name clients ask the Sentinels for (Celery's master_name transport option). */
+  masterName: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, "must be a Sentinel master name such as redis (letters, digits, '.', '_', '-')"),
+  /** Sentinels that must agree the master is down before a failover starts. */
+  quorum: z.number().int().min(1),
+  /** A master silent this long is considered down (subjectively; the quorum makes it objective). */
+  downAfterMilliseconds: z.number().int().min(1000).max(600000),
+  /** Retry interval of a failed failover and the time replicas get to follow the new master. */
+  failoverTimeoutMilliseconds: z.number().int().min(5000).max(3600000),
+  resources: resources,
+});
+
 export const redisSchema = storeSchema(
-  "redis",
   z.strictObject({
     maxmemory: redisMemory,
     maxmemoryPolicy: z.enum(["noeviction", "allkeys-lru", "allkeys-lfu", "volatile-lru", "volatile-lfu", "allkeys-random", "volatile-random", "volatile-ttl"]),
     appendonly: z.boolean(),
+    /**
+     * The master refuses writes unless this many replicas acknowledged the stream within
+     * minReplicasMaxLag seconds: an isolated master stops taking writes (that a failover on the
+     * other side would discard) after minReplicasMaxLag seconds. 0 turns the check off.
+     */
+    minReplicasToWrite: z.number().int().min(0),
+    minReplicasMaxLag: z.number().int().min(1).max(60),
   }),
-).superRefine((r, ctx) => {
-  // Background saves fork and client buffers live outside maxmemory: keep a quarter of the limit free.
-  const limit = safeBytes(r.resources.limits.memory);
-  if (limit !== undefined && redisBytes(r.settings.maxmemory) > limit * 0.75) {
-    ctx.addIssue({
-      code: "custom",
-      path: ["settings", "maxmemory"],
-      message: `must be at most 75% of resources.limits.memory (${r.resources.limits.memory}) so background saves and client buffers fit`,
+  z.number().int().min(1).max(9),
+)
+  .extend({ sentinel: sentinelSchema })
+  .superRefine((r, ctx) => {
+    // Background saves fork and client buffers live outside maxmemory: keep a quarter of the limit free.
+    const limit = safeBytes(r.resources.limits.memory);
+    if (limit !== undefined && redisBytes(r.settings.maxmemory) > limit * 0.75) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["settings", "maxmemory"],
+        message: `must be at most 75% of resources.limits.memory (${r.resources.limits.memory}) so background saves and client buffers fit`,
+      });
+    }
+    for (const issue of redisReplicationIssues(r)) ctx.addIssue({ code: "custom", ...issue });
+  });
+
+/** The rules that tie Redis replicas, Sentinel and the write guard together. */
+function redisReplicationIssues(r: { replicas: number; sentinel: z.infer<typeof sentinelSchema>; settings: { minReplicasToWrite: number } }): { path: string[]; message: string }[] {
+  const out: { path: string[]; message: string }[] = [];
+  const s = r.sentinel;
+  if (s.enabled && r.replicas < 3) {
+    out.push({
+      path: ["replicas"],
+      message: `must be at least 3 while sentinel.enabled is true: one Sentinel runs per replica and a failover needs a majority of them after a node loss (2 of 3), got ${r.replicas}`,
     });
   }
-});
+  if (!s.enabled && r.replicas > 1) {
+    out.push({
+      path: ["replicas"],
+      message: `must be 1 while sentinel.enabled is false: replicas without Sentinel are never promoted, and clients of the redis Service would write to read-only replicas, got ${r.replicas}`,
+    });
+  }
+  if (s.enabled) {
+    const majority = Math.floor(r.replicas / 2) + 1;
+    if (s.quorum < majority || s.quorum > r.replicas) {
+      out.push({ path: ["sentinel", "quorum"], message: `must be between a majority of the Sentinels (${majority}) and their number (${r.replicas}), got ${s.quorum}` });
+    }
+    if (s.failoverTimeoutMilliseconds <= s.downAfterMilliseconds) {
+      out.push({ path: ["sentinel", "failoverTimeoutMilliseconds"], message: `must be greater than sentinel.downAfterMilliseconds (${s.downAfterMilliseconds}), got ${s.failoverTimeoutMilliseconds}` });
+    }
+  }
+  if (r.settings.minReplicasToWrite > r.replicas - 1) {
+    out.push({
+      path: ["settings", "minReplicasToWrite"],
+      message: `must be at most replicas - 1 (${r.replicas - 1}): the master would refuse every write, got ${r.settings.minReplicasToWrite}`,
+    });
+  }
+  return out;
+}
+
+/** Most voting members a replica set may have. */
+export const MONGO_MAX_MEMBERS = 7;
 
 export const mongoSchema = storeSchema(
-  "mongo",
   z.strictObject({
     /** WiredTiger cache; omitted means MongoDB's own rule applied to the container limit. */
     wiredTigerCacheSizeGB: z.number().min(0.25).optional(),
+    /** Replica set name (--replSet; the replicaSet option of the connection string). */
+    replicaSetName: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, "must be a replica set name such as rs0"),
   }),
+  z
+    .number()
+    .int()
+    .refine((n) => n % 2 === 1 && n >= 1 && n <= MONGO_MAX_MEMBERS, {
+      error: `must be 1, 3, 5 or 7: every pod is a voting member of the replica set, an even count adds no fault tolerance, and a set has at most ${MONGO_MAX_MEMBERS} voters`,
+    }),
 );
 
 export type PostgresConfig = z.infer<typeof postgresSchema>;
 export type RedisConfig = z.infer<typeof redisSchema>;
 export type MongoConfig = z.infer<typeof mongoSchema>;
 export type StoreConfig = PostgresConfig | RedisConfig | MongoConfig;
+export type SentinelConfig = RedisConfig["sentinel"];
 
 export function redisBytes(q: string): number {
   const m = /^(\d+)(kb|mb|gb)$/.exec(q);
@@ -115,6 +201,9 @@ function safeBytes(q: string): number | undefined {
 /** The Postgres credential-sync sidecar (components/data/postgres.ts): a shell loop, then asleep. */
 export const CREDENTIAL_SYNC_RESOURCES = res("10m", "16Mi", "100m", "64Mi");
 
+/** The MongoDB replica-set sidecar (components/data/mongo.ts): a mongosh loop, mostly asleep. */
+export const REPLSET_SIDECAR_RESOURCES = res("10m", "96Mi", "200m", "256Mi");
+
 const EXPORTER_RES = res("50m", "32Mi", "200m", "128Mi");
 
 function backupResources(env: Environment) {
@@ -122,7 +211,7 @@ function backupResources(env: Environment) {
 }
 
 /** Backups and exporters are on in staging and prod; dev keeps the cluster small. */
-function backupDefaults(env: Environment, schedule: string, size: Record<Environment, string>): z.input<typeof backupSchema> {
+export function backupDefaults(env: Environment, schedule: string, size: Record<Environment, string>): z.input<typeof backupSchema> {
   return {
     enabled: env !== "dev",
     schedule,
@@ -143,6 +232,7 @@ export function postgresDefaults(env: Environment): z.input<typeof postgresSchem
     enabled: true,
     image: "postgres:16.4-alpine",
     replicas: 1,
+    antiAffinity: "required",
     resources: perEnv(env, {
       dev: res("100m", "256Mi", "500m", "512Mi"),
       staging: res("250m", "512Mi", "1", "2Gi"),
@@ -161,7 +251,9 @@ export function redisDefaults(env: Environment): z.input<typeof redisSchema> {
   return {
     enabled: true,
     image: "redis:7.4.1-alpine",
-    replicas: 1,
+    // Staging rehearses prod's topology (master, two replicas, three Sentinels); dev stays one pod.
+    replicas: perEnv(env, { dev: 1, staging: 3, prod: 3 }),
+    antiAffinity: "required",
     resources: perEnv(env, {
       dev: res("50m", "128Mi", "250m", "256Mi"),
       staging: res("100m", "256Mi", "500m", "1Gi"),
@@ -173,7 +265,26 @@ export function redisDefaults(env: Environment): z.input<typeof redisSchema> {
     exporter: exporterDefaults(env, "oliver006/redis_exporter:v1.63.0"),
     backup: backupDefaults(env, "30 2 * * *", { dev: "1Gi", staging: "4Gi", prod: "10Gi" }),
     // Seed 000: 512mb, LRU eviction, AOF persistence. Smaller below prod to fit smaller limits.
-    settings: { maxmemory: perEnv(env, { dev: "128mb", staging: "256mb", prod: "512mb" }), maxmemoryPolicy: "allkeys-lru", appendonly: true },
+    settings: {
+      maxmemory: perEnv(env, { dev: "128mb", staging: "256mb", prod: "512mb" }),
+      maxmemoryPolicy: "allkeys-lru",
+      appendonly: true,
+      // With replicas: refuse writes when no replica has acknowledged the stream for 10 s, which
+      // bounds what an isolated master can accept and a failover would throw away.
+      minReplicasToWrite: perEnv(env, { dev: 0, staging: 1, prod: 1 }),
+      minReplicasMaxLag: 10,
+    },
+    sentinel: {
+      enabled: env !== "dev",
+      masterName: "redis",
+      quorum: 2,
+      // Tight for a Celery broker (Sentinel's own defaults are 30 s and 3 min): inside a cluster a
+      // healthy master answers PING in milliseconds, and 5 s of silence is a dead pod or node.
+      downAfterMilliseconds: 5000,
+      // Also how long a failed failover waits before the next attempt (twice this), so keep it short.
+      failoverTimeoutMilliseconds: 20000,
+      resources: res("10m", "16Mi", "100m", "64Mi"),
+    },
   };
 }
 
@@ -181,7 +292,9 @@ export function mongoDefaults(env: Environment): z.input<typeof mongoSchema> {
   return {
     enabled: true,
     image: "mongo:7.0.14",
-    replicas: 1,
+    // Staging rehearses prod's three-member replica set; dev is a one-member set.
+    replicas: perEnv(env, { dev: 1, staging: 3, prod: 3 }),
+    antiAffinity: "required",
     resources: perEnv(env, {
       dev: res("100m", "256Mi", "500m", "1Gi"),
       staging: res("250m", "512Mi", "1", "2Gi"),
@@ -192,7 +305,7 @@ export function mongoDefaults(env: Environment): z.input<typeof mongoSchema> {
     runAs: { uid: 999, gid: 999 },
     exporter: exporterDefaults(env, "percona/mongodb_exporter:0.40.0", res("50m", "64Mi", "200m", "256Mi")),
     backup: backupDefaults(env, "45 2 * * *", { dev: "2Gi", staging: "40Gi", prod: "100Gi" }),
-    settings: {},
+    settings: { replicaSetName: "rs0" },
   };
 }
 

@@ -1,7 +1,8 @@
 // What will run, derived from config alone: every pod group with its namespace, service account,
 // worst-case pod count and per-pod resources. The platform sizes quotas and creates service
 // accounts from this list; tests check it against the objects the tiers really register.
-import { CREDENTIAL_SYNC_RESOURCES, STORES } from "./data";
+import { backupContainers } from "./backups";
+import { CREDENTIAL_SYNC_RESOURCES, REPLSET_SIDECAR_RESOURCES, STORES } from "./data";
 import type { PlatformConfig } from "./schema";
 import type { Resources } from "./common";
 import { bytes, cpuMillis } from "./quantity";
@@ -62,19 +63,24 @@ export function inventory(cfg: PlatformConfig): PodGroup[] {
     if (!s.enabled) continue;
     // The exporter is a sidecar in the store pod; backups are CronJob pods with their own PVC.
     const exporter = s.exporter.enabled;
+    const sidecars = {
+      postgres: [CREDENTIAL_SYNC_RESOURCES],
+      redis: cfg.redis.sentinel.enabled ? [cfg.redis.sentinel.resources] : [],
+      mongo: [REPLSET_SIDECAR_RESOURCES],
+    }[store];
     groups.push({
       name: store,
       namespace: "app",
       serviceAccount: store,
       maxPods: s.replicas,
       surge: 0,
-      containers: [s.resources, ...(store === "postgres" ? [CREDENTIAL_SYNC_RESOURCES] : []), ...(exporter ? [s.exporter.resources] : [])],
+      containers: [s.resources, ...sidecars, ...(exporter ? [s.exporter.resources] : [])],
       volumes: 1,
       ...(exporter ? { metricsPort: PORTS[store].metrics } : {}),
     });
     if (s.backup.enabled) {
       // concurrencyPolicy Forbid: never more than one backup pod of a store.
-      groups.push({ name: `${store}-backup`, namespace: "app", serviceAccount: "backup", maxPods: 1, surge: 0, containers: [s.backup.resources], volumes: 1 });
+      groups.push({ name: `${store}-backup`, namespace: "app", serviceAccount: "backup", maxPods: 1, surge: 0, containers: backupContainers(cfg.backups, s.backup.resources), volumes: 1 });
     }
   }
   if (cfg.mail.enabled) {
@@ -85,6 +91,10 @@ export function inventory(cfg: PlatformConfig): PodGroup[] {
     const sidecars = [rspamd.resources, rspamd.redis.resources, postfix.exporter.resources, ...(clamav.enabled ? [clamav.resources] : [])];
     groups.push({ name: "postfix", namespace: "mail", serviceAccount: "postfix", maxPods: postfix.replicas, surge: 0, containers: [postfix.resources, ...sidecars], volumes: 1, metricsPort: PORTS.postfix.metrics });
     groups.push({ name: "dovecot", namespace: "mail", serviceAccount: "dovecot", maxPods: dovecot.replicas, surge: 0, containers: [dovecot.resources], volumes: 1, metricsPort: PORTS.dovecot.metrics });
+    if (cfg.mail.backup.enabled) {
+      // It mounts the mailboxes' claim too, but owns only its backup claim.
+      groups.push({ name: "mailbox-backup", namespace: "mail", serviceAccount: "mailbox-backup", maxPods: 1, surge: 0, containers: backupContainers(cfg.backups, cfg.mail.backup.resources), volumes: 1 });
+    }
   }
   if (cfg.jaeger.enabled) {
     // One pod, Recreate: Badger's files take an exclusive lock, so two pods never share the volume.

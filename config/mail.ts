@@ -3,6 +3,7 @@
 import { z } from "zod";
 import type { Environment } from "./common";
 import { cidr, hostname, image, perEnv, port, res, resources, storage } from "./common";
+import { backupDefaults, backupSchema } from "./data";
 
 /** A mailbox local part ("info" in info@example.com); the address is <name>@<mail.domain>. */
 export const localPart = z.string().regex(/^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$/, "must be a mailbox name such as info or no-reply (lowercase)");
@@ -160,6 +161,8 @@ export const mailSchema = z
     postscreen: postscreenSchema,
     rspamd: rspamdSchema,
     clamav: clamavSchema,
+    /** Nightly copy of every mailbox (doveadm backup, safe while Dovecot runs), like the stores' backups. */
+    backup: backupSchema,
     /** Optional smarthost: all outbound mail goes through it. */
     relay: z
       .strictObject({
@@ -282,6 +285,8 @@ export function mailDefaults(env: Environment): z.input<typeof mailSchema> {
       }),
       storage: { size: perEnv(env, { dev: "1Gi", staging: "5Gi", prod: "10Gi" }), accessMode: "ReadWriteOnce" },
     },
+    // The mail volume's size plus the retained archives (compressed mail is roughly half its size).
+    backup: backupDefaults(env, "0 3 * * *", { dev: "2Gi", staging: "10Gi", prod: "50Gi" }),
     tls: {
       ...(env === "dev" ? {} : { issuer: { name: perEnv(env, { dev: "", staging: "letsencrypt-staging", prod: "letsencrypt-prod" }), kind: "ClusterIssuer" as const } }),
       minProtocol: "TLSv1.2",

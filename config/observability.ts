@@ -121,6 +121,8 @@ export const monitoringSchema = z.strictObject({
     mailAuthFailuresPerMinute: z.number().int().min(1),
     certificateExpiryDays: z.number().int().min(1),
     backupMaxAgeHours: z.number().int().min(1),
+    /** A secondary this far behind the primary alerts (a failover to it would lose that much). */
+    mongoReplicationLagSeconds: z.number().int().min(1),
   }),
 });
 export type MonitoringConfig = z.infer<typeof monitoringSchema>;
@@ -177,6 +179,7 @@ export function monitoringDefaults(env: Environment): z.input<typeof monitoringS
       mailAuthFailuresPerMinute: 30,
       certificateExpiryDays: 14,
       backupMaxAgeHours: 26,
+      mongoReplicationLagSeconds: 30,
     },
   };
 }

@@ -343,6 +343,12 @@ export function referenceFindings(objects: K8sObject[]): Finding[] {
   const out: Finding[] = [];
   const namespaces = new Set(objects.filter((o) => o.kind === "Namespace").map((o) => o.metadata?.name));
   const byKind = (kind: string, ns: string) => objects.filter((o) => o.kind === kind && o.metadata?.namespace === ns);
+  // A claim the StatefulSet controller creates from a volumeClaimTemplate: <template>-<set>-<ordinal>.
+  const claimExists = (ns: string, claim: string) =>
+    byKind("PersistentVolumeClaim", ns).some((p) => p.metadata.name === claim) ||
+    byKind("StatefulSet", ns).some((set) =>
+      (set.spec?.volumeClaimTemplates ?? []).some((t: K8sObject) => Array.from({ length: set.spec.replicas ?? 1 }, (_, i) => `${t.metadata.name}-${set.metadata.name}-${i}`).includes(claim)),
+    );
   // The data of a Secret built from generated values is not known in a preview before they exist;
   // reading it throws there (the policy SDK's unknown-value proxy). Such a Secret still counts as
   // present, and its keys are checked once they are known.
@@ -393,7 +399,7 @@ export function referenceFindings(objects: K8sObject[]): Finding[] {
           if (!keys) problem(`volume ${vol.name} mounts missing ConfigMap ${vol.configMap.name}`);
           for (const item of vol.configMap.items ?? []) if (lacks(keys, item.key)) problem(`ConfigMap ${vol.configMap.name} has no key ${item.key}`);
         }
-        if (vol.persistentVolumeClaim && !byKind("PersistentVolumeClaim", ns).some((p) => p.metadata.name === vol.persistentVolumeClaim.claimName)) {
+        if (vol.persistentVolumeClaim && !claimExists(ns, vol.persistentVolumeClaim.claimName)) {
           problem(`volume ${vol.name} claims missing PVC ${vol.persistentVolumeClaim.claimName}`);
         }
       }

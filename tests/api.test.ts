@@ -6,7 +6,7 @@ import { serviceHost } from "../components/lib/ports";
 import { selectorLabels } from "../components/lib/labels";
 import type { HttpServiceConfig } from "../config/app";
 import { httpPod } from "../components/services";
-import { assertRestricted, envNamed, selects, sortedJson } from "./apphelpers";
+import { assertRestricted, envNamed, redisPortsFor, selects, sortedJson } from "./apphelpers";
 import { validateObject } from "./checks";
 import { evaluate, evaluateStack, findObject, objectsOfKind, ok, recordOf, STACKS, configOf, container, podSpec, rejection } from "./harness";
 import type { Evaluation, K8sObject } from "./harness";
@@ -190,7 +190,7 @@ describe("api (HTTP services)", () => {
         const ev = ok(await evaluateStack(stack));
         const egress = egressPorts(ev, "api");
         expect(egress.get("postgres")).to.deep.equal([5432]);
-        expect(egress.get("redis")).to.deep.equal([6379]);
+        expect(egress.get("redis")).to.deep.equal(redisPortsFor(configOf(stack)));
         expect(egress.get("mongo")).to.deep.equal([27017]);
         expect(egress.get("jaeger")).to.deep.equal([4317, 4318]);
         expect(egress.get("postfix")).to.deep.equal([587]);
@@ -330,7 +330,7 @@ describe("api (HTTP services)", () => {
       const egress = egressPorts(ev, "api");
       expect(egress.has("postgres")).to.equal(false);
       expect(egress.has("postfix")).to.equal(false);
-      expect(egress.get("redis")).to.deep.equal([6379]);
+      expect(egress.get("redis")).to.deep.equal(redisPortsFor(configOf("prod")));
     });
 
     it("a disabled service or worker tier leaves no Deployment, Service, route or policy behind", async () => {

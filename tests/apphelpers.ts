@@ -32,3 +32,8 @@ export function assertRestricted(expect: Chai.ExpectStatic, deployment: K8sObjec
 export function sortedJson(data: Record<string, string>): string {
   return JSON.stringify(Object.fromEntries(Object.entries(data).sort(([a], [b]) => a.localeCompare(b))));
 }
+
+/** Ports an app needs on Redis: the server, plus the Sentinels (26379) when the stack runs them. */
+export function redisPortsFor(cfg: { redis: { sentinel: { enabled: boolean } } }): number[] {
+  return cfg.redis.sentinel.enabled ? [6379, 26379] : [6379];
+}

@@ -5,13 +5,25 @@ import { STORES } from "../config/data";
 import { inventory } from "../config/inventory";
 import { backupScript } from "../components/data/backup";
 import { CONNECTION_KEYS, CONNECTION_SECRET, REDIS_DB } from "../components/data/connections";
+
+/** What a Sentinel-aware client needs, and Celery's ready-made settings (docs/data.md). */
+const SENTINEL_KEYS = [
+  "REDIS_SENTINELS",
+  "REDIS_SENTINEL_MASTER",
+  "REDIS_SENTINEL_PASSWORD",
+  "REDIS_PASSWORD",
+  "CELERY_BROKER_URL",
+  "CELERY_RESULT_BACKEND",
+  "CELERY_BROKER_TRANSPORT_OPTIONS",
+  "CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS",
+];
 import { REQUESTED_STORAGE } from "../components/data/store";
 import { PORTS, serviceHost } from "../components/lib/ports";
 import { STORE_UIDS, envOf, sts } from "./data-helpers";
 import { STACKS, evaluate, evaluateStack, findObject, objectsOfKind, ok, recordOf, configOf, container, podSpec, rejection } from "./harness";
 import type { Evaluation } from "./harness";
 
-const DUMP = { postgres: /pg_dump --format=custom/, redis: /redis-cli -h "\$REDIS_HOST" -p 6379 --rdb "\$OUT"/, mongo: /mongodump .*--gzip --archive="\$OUT"/ };
+const DUMP = { postgres: /pg_dump --format=custom/, redis: /redis-cli -h "\$(REDIS_HOST|source)" -p 6379 --rdb "\$OUT"/, mongo: /mongodump .*--oplog --gzip --archive="\$OUT"/ };
 
 const HOST_ENV = { postgres: "PGHOST", redis: "REDIS_HOST", mongo: "MONGO_HOST" } as const;
 
@@ -69,8 +81,10 @@ describe("data tier: safety", () => {
           expect(secretKeys.length).to.be.at.least(1);
           for (const v of secretKeys) expect((v as { secret: string }).secret).to.equal(`${store}-credentials`);
           expect(JSON.stringify(c)).not.to.match(/pw[0-9a-f]{20}/);
-          // It reaches its store through the store's client Service (same namespace, short name).
-          expect(env[HOST_ENV[store]]).to.equal(findObject(ev, "Service", store, ns).metadata.name);
+          // It reaches its store through the store's client Service (same namespace, short name), or
+          // for MongoDB through the replica set's member list (mongodump picks a secondary).
+          const members = Array.from({ length: cfg.mongo.replicas }, (_, i) => `mongo-${i}.mongo-headless.${ns}.svc.cluster.local:27017`);
+          expect(env[HOST_ENV[store]]).to.equal(store === "mongo" ? `${cfg.mongo.settings.replicaSetName}/${members.join(",")}` : findObject(ev, "Service", store, ns).metadata.name);
           // Restricted Pod Security.
           expect(pod.securityContext).to.include({ runAsNonRoot: true, runAsUser: STORE_UIDS[store].uid, fsGroup: STORE_UIDS[store].gid });
           expect(c.securityContext).to.deep.include({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } });
@@ -88,6 +102,8 @@ describe("data tier: safety", () => {
           const policy = findObject(ev, "NetworkPolicy", `allow-${name}`, ns);
           expect(policy.spec.egress[0].ports).to.deep.equal([{ port: clientPort(store), protocol: "TCP" }]);
           expect(policy.spec.egress[0].to[0].podSelector.matchLabels["app.kubernetes.io/name"]).to.equal(store);
+          // No object store in the stack files: nothing leaves the cluster.
+          expect(policy.spec.egress).to.have.length(1);
         });
       }
 
@@ -98,20 +114,50 @@ describe("data tier: safety", () => {
         expect(secret.metadata.namespace).to.equal(ns);
         expect(rec.secretPaths).to.satisfy((paths: string[]) => paths.some((p) => p === "stringData" || p.startsWith("stringData.")));
         const d = secret.stringData;
-        expect(Object.keys(d).sort()).to.deep.equal(Object.values(CONNECTION_KEYS).flat().sort());
+        const sentinel = cfg.redis.sentinel.enabled;
+        const redisKeys = sentinel ? SENTINEL_KEYS : CONNECTION_KEYS.redis;
+        expect(Object.keys(d).sort()).to.deep.equal([...CONNECTION_KEYS.postgres, ...redisKeys, ...CONNECTION_KEYS.mongo].sort());
         const pg = findObject(ev, "Secret", "postgres-credentials", ns).stringData;
         const redis = findObject(ev, "Secret", "redis-credentials", ns).stringData;
         const mongo = findObject(ev, "Secret", "mongo-credentials", ns).stringData;
         const host = (s: string) => serviceHost(findObject(ev, "Service", s, ns).metadata.name, ns);
         expect(d.DATABASE_URL).to.equal(`postgresql://${pg.APP_DB_USER}:${pg.APP_DB_PASSWORD}@${host("postgres")}:${PORTS.postgres.sql}/${pg.POSTGRES_DB}`);
         expect(d).to.include({ DB_HOST: host("postgres"), DB_PORT: String(PORTS.postgres.sql), DB_NAME: pg.POSTGRES_DB });
-        const redisBase = `redis://:${redis.REDIS_PASSWORD}@${host("redis")}:${PORTS.redis.redis}`;
-        expect(d.REDIS_URL).to.equal(`${redisBase}/${REDIS_DB.cache}`);
-        expect(d.CELERY_BROKER_URL).to.equal(`${redisBase}/${REDIS_DB.broker}`);
-        expect(d.CELERY_RESULT_BACKEND).to.equal(`${redisBase}/${REDIS_DB.results}`);
+        if (sentinel) {
+          // One sentinel:// URL per member's Sentinel (stable headless names), the Redis password in each.
+          const sentinels = Array.from({ length: cfg.redis.replicas }, (_, i) => `redis-${i}.redis-headless.${ns}.svc.cluster.local:26379`);
+          const url = (db: number) => sentinels.map((h) => `sentinel://:${redis.REDIS_PASSWORD}@${h}/${db}`).join(";");
+          expect(d.CELERY_BROKER_URL).to.equal(url(REDIS_DB.broker));
+          expect(d.CELERY_RESULT_BACKEND).to.equal(url(REDIS_DB.results));
+          // Clients give up on a silent master when the Sentinels do (down-after), on a silent Sentinel after 2 s.
+          const timeout = cfg.redis.sentinel.downAfterMilliseconds / 1000;
+          const options = {
+            master_name: cfg.redis.sentinel.masterName,
+            sentinel_kwargs: { password: redis.REDIS_SENTINEL_PASSWORD, socket_timeout: 2, socket_connect_timeout: 2 },
+            socket_timeout: timeout,
+            socket_connect_timeout: timeout,
+            socket_keepalive: true,
+            // Keepalive probes find a lost node within down-after too: 1 s idle, 1 s apart, down-after - 1 probes.
+            socket_keepalive_options: { TCP_KEEPIDLE: 1, TCP_KEEPINTVL: 1, TCP_KEEPCNT: timeout - 1 },
+          };
+          expect(JSON.parse(d.CELERY_BROKER_TRANSPORT_OPTIONS)).to.deep.equal(options);
+          expect(JSON.parse(d.CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS)).to.deep.equal(options);
+          expect(d).to.include({ REDIS_SENTINELS: sentinels.join(","), REDIS_SENTINEL_MASTER: cfg.redis.sentinel.masterName, REDIS_SENTINEL_PASSWORD: redis.REDIS_SENTINEL_PASSWORD, REDIS_PASSWORD: redis.REDIS_PASSWORD });
+          expect(redis.REDIS_SENTINEL_PASSWORD).to.not.equal(redis.REDIS_PASSWORD);
+          expect(d).to.not.have.property("REDIS_URL");
+        } else {
+          const redisBase = `redis://:${redis.REDIS_PASSWORD}@${host("redis")}:${PORTS.redis.redis}`;
+          expect(d.REDIS_URL).to.equal(`${redisBase}/${REDIS_DB.cache}`);
+          expect(d.CELERY_BROKER_URL).to.equal(`${redisBase}/${REDIS_DB.broker}`);
+          expect(d.CELERY_RESULT_BACKEND).to.equal(`${redisBase}/${REDIS_DB.results}`);
+        }
         expect(d.CELERY_BROKER_URL).not.to.equal(d.CELERY_RESULT_BACKEND);
         const db = mongo.MONGO_INITDB_DATABASE;
-        expect(d.MONGODB_URI).to.equal(`mongodb://${mongo.MONGO_APP_USERNAME}:${mongo.MONGO_APP_PASSWORD}@${host("mongo")}:${PORTS.mongo.mongo}/${db}?authSource=${db}`);
+        // Every member of the replica set, and its name.
+        const members = Array.from({ length: cfg.mongo.replicas }, (_, i) => `mongo-${i}.mongo-headless.${ns}.svc.cluster.local:${PORTS.mongo.mongo}`).join(",");
+        expect(d.MONGODB_URI).to.equal(
+          `mongodb://${mongo.MONGO_APP_USERNAME}:${mongo.MONGO_APP_PASSWORD}@${members}/${db}?authSource=${db}&replicaSet=${cfg.mongo.settings.replicaSetName}`,
+        );
         expect(ev.outputs.connectionSecret).to.equal(CONNECTION_SECRET);
         expect(ev.outputs.dataStores).to.deep.equal({ postgres: "postgres:5432", redis: "redis:6379", mongo: "mongo:27017" });
       });
@@ -141,6 +187,17 @@ describe("data tier: safety", () => {
       ["a malformed storage size", { "mongo.storage.size": "100GB" }, /mongo\.storage\.size: must be a storage size such as 10Gi, got "100GB"/],
       ["an unknown storage setting", { "postgres.storage.class": "fast-ssd" }, /postgres\.storage\.class: unknown key/],
       ["Redis off while workers need it", { "redis.enabled": false }, /redis\.enabled: must be true while workers\.enabled is true/],
+      ["Sentinel with one Redis replica", { "redis.replicas": 1 }, /redis\.replicas: must be at least 3 while sentinel\.enabled is true: .*got 1/],
+      ["Redis replicas without Sentinel", { "redis.sentinel.enabled": false }, /redis\.replicas: must be 1 while sentinel\.enabled is false: .*got 3/],
+      ["a Sentinel quorum below a majority", { "redis.sentinel.quorum": 1 }, /redis\.sentinel\.quorum: must be between a majority of the Sentinels \(2\) and their number \(3\), got 1/],
+      ["a Sentinel quorum above the Sentinels", { "redis.sentinel.quorum": 4 }, /redis\.sentinel\.quorum: .*got 4/],
+      ["a failover timeout shorter than down-after", { "redis.sentinel.failoverTimeoutMilliseconds": 5000 }, /redis\.sentinel\.failoverTimeoutMilliseconds: must be greater than sentinel\.downAfterMilliseconds \(5000\), got 5000/],
+      ["a write guard no master can satisfy", { "redis.settings.minReplicasToWrite": 3 }, /redis\.settings\.minReplicasToWrite: must be at most replicas - 1 \(2\).*got 3/],
+      ["a Sentinel down-after under a second", { "redis.sentinel.downAfterMilliseconds": 500 }, /redis\.sentinel\.downAfterMilliseconds: .*got 500/],
+      ["an even MongoDB replica count", { "mongo.replicas": 2 }, /mongo\.replicas: must be 1, 3, 5 or 7: .*got 2/],
+      ["more MongoDB voters than a set allows", { "mongo.replicas": 9 }, /mongo\.replicas: must be 1, 3, 5 or 7: .*got 9/],
+      ["a bad replica set name", { "mongo.settings.replicaSetName": "rs 0" }, /mongo\.settings\.replicaSetName: must be a replica set name/],
+      ["an unknown anti-affinity", { "mongo.antiAffinity": "hard" }, /mongo\.antiAffinity: .*got "hard"/],
       ["a maxmemory that does not fit the limit", { "redis.settings.maxmemory": "2gb" }, /redis\.settings\.maxmemory: must be at most 75% of resources\.limits\.memory/],
       ["a bad backup schedule", { "postgres.backup.schedule": "daily" }, /postgres\.backup\.schedule: must be a cron schedule/],
     ];

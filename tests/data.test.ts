@@ -49,7 +49,7 @@ describe("data tier: seed numbers and derived settings", () => {
     const mongo = configOf("prod").mongo;
     expect(mongoCacheSizeGB(mongo)).to.equal(1.5); // (4GB - 1GB) / 2
     expect(mongoCacheSizeGB({ ...mongo, resources: { ...mongo.resources, limits: { ...mongo.resources.limits, memory: "1Gi" } } })).to.equal(0.25);
-    expect(mongoCacheSizeGB({ ...mongo, settings: { wiredTigerCacheSizeGB: 2 } })).to.equal(2);
+    expect(mongoCacheSizeGB({ ...mongo, settings: { ...mongo.settings, wiredTigerCacheSizeGB: 2 } })).to.equal(2);
   });
 });
 
@@ -61,12 +61,12 @@ describe("data tier: stores", () => {
 
       for (const store of STORES) {
         const s = cfg[store];
-        it(`${store}: pinned official image, one replica, headless + client Services`, async () => {
+        it(`${store}: pinned official image, ${s.replicas} replica(s), headless + client Services`, async () => {
           const ev = ok(await evaluateStack(stack));
           const set = sts(ev, store);
           expect(set.metadata.namespace).to.equal(ns);
           expect(container(set, store).image).to.equal(s.image).and.match(new RegExp(`^${store}:\\d+\\.\\d+(\\.\\d+)?(-alpine)?$`));
-          expect(set.spec.replicas).to.equal(1);
+          expect(set.spec.replicas).to.equal(s.replicas);
           const selector = selectorLabels(cfg, { name: store, component: store });
           expect(set.spec.selector.matchLabels).to.deep.equal(selector);
           expect(set.spec.template.metadata.labels).to.include(selector);
@@ -169,7 +169,9 @@ describe("data tier: stores", () => {
         expect(lines).to.include.members([`maxmemory ${cfg.redis.settings.maxmemory}`, "maxmemory-policy allkeys-lru", "appendonly yes", "dir /data"]);
         if (stack === "prod") expect(lines).to.include("maxmemory 512mb");
         expect(conf).not.to.match(/requirepass|pw[0-9a-f]{10}/);
-        expect(r.args).to.deep.equal(["/etc/redis/redis.conf", "--requirepass", "$(REDIS_PASSWORD)"]);
+        // Without Sentinel the image's entrypoint starts the server; with it, the start script (data-replication.test.ts).
+        if (cfg.redis.sentinel.enabled) expect(r.command).to.deep.equal(["sh", "/etc/redis/start.sh", "redis"]);
+        else expect(r.args).to.deep.equal(["/etc/redis/redis.conf", "--requirepass", "$(REDIS_PASSWORD)"]);
         const env = envOf(r);
         expect(env.REDIS_PASSWORD).to.deep.equal({ secret: "redis-credentials", key: "REDIS_PASSWORD" });
         expect(env.REDISCLI_AUTH).to.deep.equal({ secret: "redis-credentials", key: "REDIS_PASSWORD" });
@@ -183,6 +185,7 @@ describe("data tier: stores", () => {
         const ev = ok(await evaluateStack(stack));
         const m = container(sts(ev, "mongo"), "mongo");
         expect(m.args).to.include("--auth");
+        expect(m.args[m.args.indexOf("--replSet") + 1]).to.equal(cfg.mongo.settings.replicaSetName);
         expect(m.args[m.args.indexOf("--wiredTigerCacheSizeGB") + 1]).to.equal(String(mongoCacheSizeGB(cfg.mongo)));
         const env = envOf(m);
         for (const key of ["MONGO_INITDB_ROOT_USERNAME", "MONGO_INITDB_ROOT_PASSWORD", "MONGO_INITDB_DATABASE", "MONGO_APP_USERNAME", "MONGO_APP_PASSWORD"]) {

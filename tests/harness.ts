@@ -175,7 +175,9 @@ export const mocks: pulumi.runtime.Mocks = {
         s.bcryptHash = `$2a$10$${hash(`bcrypt${args.name}`).slice(0, 53)}`;
         break;
       case "random:index/randomBytes:RandomBytes": {
-        const buf = Buffer.from(hash(args.name).repeat(2).slice(0, (args.inputs.length ?? 32) * 2), "hex");
+        // As many bytes as asked for (a keyfile wants hundreds), deterministic per name.
+        const length = args.inputs.length ?? 32;
+        const buf = Buffer.from(hash(args.name).repeat(Math.ceil(length / 32) + 1).slice(0, length * 2), "hex");
         s.base64 = buf.toString("base64");
         s.hex = buf.toString("hex");
         break;

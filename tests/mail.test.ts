@@ -220,7 +220,8 @@ for (const stack of STACKS) {
       expect(dovecot.replicas).to.equal(1);
       expect(dovecot.volumeClaimTemplates[0].spec.accessModes).to.deep.equal(["ReadWriteOnce"]);
       expect(dovecot.volumeClaimTemplates[0].spec.resources.requests.storage).to.equal(mc.dovecot.storage.size);
-      expect(objectsOfKind(ev, "PersistentVolumeClaim").filter((p: any) => p.metadata.namespace === ns)).to.have.length(0);
+      // The only standalone claim is the mailbox backup's (components/mail/backup.ts).
+      expect(objectsOfKind(ev, "PersistentVolumeClaim").filter((p: any) => p.metadata.namespace === ns).map((p: any) => p.metadata.name)).to.deep.equal(mc.backup.enabled ? ["mailbox-backup"] : []);
       for (const s of ["postfix", "dovecot"]) expect(recordOf(ev, "StatefulSet", s).options.protect).to.equal(stack === "prod");
     });
 
@@ -309,7 +310,7 @@ for (const stack of STACKS) {
       expect(container(podOf(ev, "dovecot", stack), "dovecot").resources).to.deep.equal(mc.dovecot.resources);
       const cfg = parseConfig(Object.fromEntries(Object.entries(ev.config).map(([k, v]) => [k.split(":")[1], tryJson(v)])), { stack });
       const groups = inventory(cfg).filter((g) => g.namespace === "mail");
-      expect(groups.map((g) => g.name)).to.deep.equal(["postfix", "dovecot"]);
+      expect(groups.map((g) => g.name)).to.deep.equal(["postfix", "dovecot", ...(cfg.mail.backup.enabled ? ["mailbox-backup"] : [])]);
       expect(groups[0].containers).to.deep.equal(postfix.containers.map((c: any) => c.resources));
       expect(groups[0].maxPods).to.equal(mc.postfix.replicas);
     });

@@ -27,10 +27,14 @@ const EXPORTED_METRICS: Record<string, string[]> = {
     "kube_cronjob_status_last_successful_time",
     "kube_endpoint_address",
     "kube_pod_container_status_ready",
+    "kube_cronjob_created",
   ],
   postgres_exporter: ["pg_stat_activity_count", "pg_settings_max_connections"],
   // redis_key_size: the Celery queue lists the exporter is told to check (REDIS_EXPORTER_CHECK_SINGLE_KEYS).
-  redis_exporter: ["redis_memory_used_bytes", "redis_memory_max_bytes", "redis_key_size"],
+  // redis_instance_info{role}, redis_master_link_up (replicas) and redis_connected_slaves: exporter/info.go in v1.63.0.
+  redis_exporter: ["redis_memory_used_bytes", "redis_memory_max_bytes", "redis_key_size", "redis_instance_info", "redis_master_link_up", "redis_connected_slaves"],
+  // percona/mongodb_exporter 0.40 --compatible-mode with --collector.diagnosticdata (exporter/v1_compatibility.go).
+  mongodb_exporter: ["mongodb_mongod_replset_my_state", "mongodb_mongod_replset_member_replication_lag"],
   // postfix_exporter sidecar: showq histograms per queue, counters from the log (the daemon tier scrapes the real one).
   postfix_exporter: ["postfix_showq_message_age_seconds_count", "postfix_smtpd_messages_rejected_total", "postfix_smtpd_connects_total", "postfix_smtp_messages_processed_total"],
   // Dovecot's stats service: the `metric` blocks of dovecot.conf, as dovecot_<name>_total.
@@ -59,6 +63,11 @@ const ISSUE_ALERTS = [
   "MailCertificateExpiringSoon",
   "CertificateExpiringSoon",
   "BackupTooOld",
+  "RedisNoMaster",
+  "RedisFailover",
+  "RedisReplicationBroken",
+  "MongoNoPrimary",
+  "MongoReplicationLag",
 ];
 
 describe("monitoring", () => {
@@ -157,6 +166,12 @@ describe("monitoring", () => {
         expect(by("BackupTooOld").expr).to.contain(`> ${t.backupMaxAgeHours * 3600}`);
         for (const a of alerts.filter((x) => x.alert.startsWith("Mail") || x.alert === "RspamdDown")) expect(a.expr, a.alert).to.contain(`namespace="email-platform-mail-${stack}"`);
         expect(by("MailDeferredQueueGrowing").expr).to.contain('queue="deferred"').and.contain(`> ${t.mailDeferredQueue}`);
+        // Every backup CronJob, the mailbox one in the mail namespace included.
+        expect(by("BackupTooOld").expr).to.contain(`namespace=~"${cfg.platform.namespace}|${cfg.platform.mailNamespace}",cronjob=~"postgres-backup|redis-backup|mongo-backup|mailbox-backup"`);
+        // A failed Job never sets lastSuccessfulTime; a CronJob that never succeeded counts from its creation.
+        expect(by("BackupTooOld").expr).to.match(/time\(\) - kube_cronjob_created\{[^}]+\} > \d+ unless on \(namespace, cronjob\) kube_cronjob_status_last_successful_time\{/);
+        expect(by("RedisReplicationBroken").expr).to.contain(`< ${cfg.redis.replicas - 1}`);
+        expect(by("MongoReplicationLag").expr).to.contain(`> ${t.mongoReplicationLagSeconds}`);
       });
 
       // Only where monitoring is on (staging, prod); dev's absence of every monitoring object is tested above.
@@ -244,8 +259,16 @@ describe("monitoring", () => {
     const noExporters = names({ redis: { exporter: { enabled: false } }, postgres: { exporter: { enabled: false } } });
     for (const a of ["RedisMemoryHigh", "CeleryQueueBacklog", "PostgresConnectionsNearMax"]) expect(noExporters, a).to.not.include(a);
     expect(noExporters).to.include("BackupTooOld");
-    const noBackups = names({ postgres: { backup: { enabled: false } }, redis: { backup: { enabled: false } }, mongo: { backup: { enabled: false } } });
+    const noBackups = names({ postgres: { backup: { enabled: false } }, redis: { backup: { enabled: false } }, mongo: { backup: { enabled: false } }, mail: { backup: { enabled: false } } });
     expect(noBackups).to.not.include("BackupTooOld");
     expect(names({ postgres: { backup: { enabled: false } }, mongo: { backup: { enabled: false } } })).to.include("BackupTooOld");
+    // The mailbox backup alone still has its age alert.
+    expect(names({ postgres: { backup: { enabled: false } }, redis: { backup: { enabled: false } }, mongo: { backup: { enabled: false } } })).to.include("BackupTooOld");
+    // Replication alerts need the exporter, and Redis's need Sentinel.
+    expect(all).to.include.members(["RedisNoMaster", "RedisFailover", "RedisReplicationBroken", "MongoNoPrimary", "MongoReplicationLag"]);
+    const single = names({ redis: { replicas: 1, sentinel: { enabled: false }, settings: { minReplicasToWrite: 0 } }, mongo: { replicas: 1 } });
+    for (const a of ["RedisNoMaster", "RedisFailover", "RedisReplicationBroken", "MongoReplicationLag"]) expect(single, a).to.not.include(a);
+    expect(single).to.include("MongoNoPrimary");
+    expect(names({ mongo: { exporter: { enabled: false } } })).to.not.include("MongoNoPrimary");
   });
 });

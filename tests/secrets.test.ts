@@ -1,6 +1,6 @@
 // Generated credentials: the seeds' keys exist, every value stays a Pulumi secret, rotation is a keeper.
 import { expect } from "chai";
-import { STACKS, evaluate, evaluateStack, findObject, generatedValues, isSecretAt, ok, recordOf } from "./harness";
+import { STACKS, configOf, evaluate, evaluateStack, findObject, generatedValues, isSecretAt, ok, recordOf } from "./harness";
 
 const SEED_APP_KEYS = ["DB_USER", "DB_PASSWORD", "JWT_SECRET", "ENCRYPTION_KEY"]; // seed 000 email-service-secrets
 
@@ -29,7 +29,7 @@ describe("generated secrets", () => {
           expect(Buffer.from(app.stringData[key], "base64")).to.have.length(32);
         }
         const bytes = ev.resources.filter((r) => r.type === "random:index/randomBytes:RandomBytes");
-        expect(bytes.map((b) => b.inputs.length)).to.deep.equal([32, 32]);
+        expect(bytes.filter((b) => b.name !== "mongo-keyfile").map((b) => b.inputs.length)).to.deep.equal([32, 32]);
       });
 
       it("database, cache, document store and Flower credentials are generated into their Secrets", async () => {
@@ -40,7 +40,9 @@ describe("generated secrets", () => {
         const app = findObject(ev, "Secret", "app-secrets");
         expect(app.stringData.DB_PASSWORD).to.equal(pg.stringData.APP_DB_PASSWORD);
         expect(pg.stringData.POSTGRES_PASSWORD).to.not.equal(pg.stringData.APP_DB_PASSWORD);
-        expect(Object.keys(findObject(ev, "Secret", "redis-credentials").stringData)).to.deep.equal(["REDIS_PASSWORD"]);
+        // Sentinel has its own password (clients and Sentinels authenticate to the Sentinels with it).
+        const redisKeys = Object.keys(findObject(ev, "Secret", "redis-credentials").stringData);
+        expect(redisKeys).to.deep.equal(configOf(stack).redis.sentinel.enabled ? ["REDIS_PASSWORD", "REDIS_SENTINEL_PASSWORD"] : ["REDIS_PASSWORD"]);
         expect(Object.keys(findObject(ev, "Secret", "mongo-credentials").stringData)).to.include.members([
           "MONGO_INITDB_ROOT_USERNAME",
           "MONGO_INITDB_ROOT_PASSWORD",
@@ -62,6 +64,18 @@ describe("generated secrets", () => {
     });
   }
 
+  it("MongoDB's replica-set keyfile: 756 random bytes (1008 base64 characters, within mongod's 1024), in mongo-credentials as a secret", async () => {
+    const ev = ok(await evaluateStack("prod"));
+    const keyfile = ev.resources.find((r) => r.type === "random:index/randomBytes:RandomBytes" && r.name === "mongo-keyfile")!;
+    expect(keyfile.inputs.length).to.equal(756);
+    const value: string = findObject(ev, "Secret", "mongo-credentials").stringData.MONGO_KEYFILE;
+    expect(value).to.equal(keyfile.state.base64).and.match(/^[A-Za-z0-9+/]+=*$/);
+    expect(value.length).to.equal(1008);
+    expect(isSecretAt(recordOf(ev, "Secret", "mongo-credentials"), "stringData.MONGO_KEYFILE")).to.equal(true);
+    // Rotated with the mongo group only.
+    expect(keyfile.inputs.keepers.rotation).to.equal(`${configOf("prod").secrets.rotation}.0`);
+  });
+
   it("Flower credentials exist only where Flower runs (dev and staging by default, not prod)", async () => {
     const [dev, prod] = [ok(await evaluateStack("dev")), ok(await evaluateStack("prod"))];
     expect(() => findObject(dev, "Secret", "flower-auth")).to.not.throw();
@@ -76,7 +90,7 @@ describe("generated secrets", () => {
     const [k0, k1, k2] = [keepers(base), keepers(all), keepers(redisOnly)];
     for (const name of Object.keys(k0)) {
       expect(k1[name], name).to.not.equal(k0[name]);
-      expect(k2[name] !== k0[name], name).to.equal(name === "redis");
+      expect(k2[name] !== k0[name], name).to.equal(name === "redis" || name === "redis-sentinel");
     }
   });
 

@@ -1,7 +1,12 @@
 import { expect } from "chai";
+import { execFileSync, spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { FLOWER_APP, demoCeleryApp } from "../components/lib/demo";
 import { inventory, surgePods } from "../config/inventory";
 import { celeryContainer, pingCommand } from "../components/workers";
-import { assertRestricted, envNamed, selects } from "./apphelpers";
+import { assertRestricted, envNamed, redisPortsFor, selects } from "./apphelpers";
 import { validateObject } from "./checks";
 import { evaluate, evaluateStack, findObject, objectsOfKind, ok, recordOf, STACKS, configOf, container, podSpec, rejection } from "./harness";
 import type { Evaluation, K8sObject } from "./harness";
@@ -132,13 +137,13 @@ describe("workers (Celery pools, beat, Flower)", () => {
         expect(selects(svc.spec.selector, d.spec.template.metadata.labels)).to.equal(true);
         expect(routes).to.deep.include({ path: "/flower", service: "flower", port: 5555 });
         expect(inventory(cfg).find((g) => g.name === "flower")!.metricsPort).to.equal(5555);
-        expect(egressTargets(ev, "flower")).to.deep.equal({ redis: [6379] });
+        expect(egressTargets(ev, "flower")).to.deep.equal({ redis: redisPortsFor(cfg) });
       });
 
       it("declares worker edges to every configured dependency", () => {
         const cfg = configOf(ev);
         const targets = egressTargets(ev, `worker-${Object.keys(cfg.workers.pools)[0]}`);
-        expect(targets).to.deep.include({ postgres: [5432], redis: [6379], mongo: [27017], jaeger: [4317, 4318], postfix: [587] });
+        expect(targets).to.deep.include({ postgres: [5432], redis: redisPortsFor(cfg), mongo: [27017], jaeger: [4317, 4318], postfix: [587] });
       });
 
       it("registers objects that pass the Kubernetes schema", async () => {
@@ -183,7 +188,7 @@ describe("workers (Celery pools, beat, Flower)", () => {
     });
 
     it("wires only the declared dependencies", () => {
-      expect(egressTargets(ev, "worker-audio")).to.deep.equal({ mongo: [27017], redis: [6379] });
+      expect(egressTargets(ev, "worker-audio")).to.deep.equal({ mongo: [27017], redis: redisPortsFor(configOf(ev)) });
       expect(envNamed(container(findObject(ev, "Deployment", "worker-audio")), "DB_PASSWORD")).to.be.undefined;
       expect(findObject(ev, "ConfigMap", "worker-config").data.SMTP_HOST).to.be.undefined;
     });
@@ -226,5 +231,49 @@ describe("workers (Celery pools, beat, Flower)", () => {
         expect(await rejection({ stack: "prod", set })).to.match(message);
       });
     }
+  });
+});
+
+describe("Celery on Redis Sentinel: the demo app and Flower read the transport options", () => {
+  it("Flower (staging) gets the broker URL and its transport options from app-connections and loads them in flower_app", async () => {
+    const ev = ok(await evaluateStack("staging"));
+    expect(configOf(ev).redis.sentinel.enabled).to.equal(true);
+    const d = findObject(ev, "Deployment", "flower");
+    const c = container(d);
+    expect(c.command).to.deep.equal(["celery", "-A", "flower_app", "flower"]);
+    for (const key of ["CELERY_BROKER_URL", "CELERY_BROKER_TRANSPORT_OPTIONS"]) expect(envNamed(c, key).valueFrom.secretKeyRef).to.deep.equal({ name: "app-connections", key });
+    expect(envNamed(c, "PYTHONPATH").value).to.equal("/opt/flower");
+    expect(c.volumeMounts).to.deep.include({ name: "app", mountPath: "/opt/flower", readOnly: true });
+    expect(podSpec(d).volumes.find((v: K8sObject) => v.name === "app").configMap.name).to.equal("flower-app");
+    expect(findObject(ev, "ConfigMap", "flower-app").data["flower_app.py"]).to.equal(FLOWER_APP);
+  });
+
+  it("the demo app and flower_app turn the JSON env into broker and result-backend transport options (run with a stand-in celery package)", function () {
+    if (spawnSync("python3", ["--version"]).status !== 0) return this.skip();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "celery-options-"));
+    fs.mkdirSync(path.join(dir, "celery"));
+    // Records what the app configures, however it sets it (constructor, conf.update, attributes).
+    fs.writeFileSync(
+      path.join(dir, "celery", "__init__.py"),
+      "import json\n\nclass _Conf(dict):\n    def update(self, **kw):\n        dict.update(self, kw)\n    def __setattr__(self, k, v):\n        self[k] = v\n\n\nclass Celery:\n    def __init__(self, main, **kw):\n        self.conf = _Conf(kw)\n\n    def task(self, **kw):\n        return lambda f: f\n",
+    );
+    fs.writeFileSync(path.join(dir, "demo_app.py"), demoCeleryApp("celery_app", "default"));
+    fs.writeFileSync(path.join(dir, "flower_app.py"), FLOWER_APP);
+    const options = { master_name: "redis", sentinel_kwargs: { password: "sentinel-pw" }, socket_timeout: 5, socket_connect_timeout: 4, socket_keepalive_options: { TCP_KEEPIDLE: 1, TCP_KEEPCNT: 4 } };
+    const env = { ...process.env, PYTHONPATH: dir, PYTHONDONTWRITEBYTECODE: "1", CELERY_BROKER_URL: "sentinel://:pw@h:26379/1", CELERY_BROKER_TRANSPORT_OPTIONS: JSON.stringify(options), CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS: JSON.stringify(options) };
+    const conf = (module: string, attr: string) =>
+      JSON.parse(execFileSync("python3", ["-c", `import json, ${module} as m; print(json.dumps(dict(m.${attr}.conf)))`], { env, encoding: "utf8" }));
+    const demo = conf("demo_app", "celery_app");
+    // Keepalive options by name become the socket module's numbers (Linux: TCP_KEEPIDLE 4, TCP_KEEPCNT 6).
+    const numbers = JSON.parse(execFileSync("python3", ["-c", "import json, socket; print(json.dumps([socket.TCP_KEEPIDLE, socket.TCP_KEEPCNT]))"], { encoding: "utf8" }));
+    expect(demo.broker_transport_options).to.deep.equal({ ...options, socket_keepalive_options: { [numbers[0]]: 1, [numbers[1]]: 4 } });
+    expect(demo.result_backend_transport_options).to.deep.equal(options);
+    // The result backend's own timeouts follow the broker's (a lost node stalls neither).
+    expect([demo.redis_socket_timeout, demo.redis_socket_connect_timeout]).to.deep.equal([5, 4]);
+    expect(conf("flower_app", "app").broker_transport_options).to.deep.equal(demo.broker_transport_options);
+    // Without Sentinel (dev) the variables are absent: no options.
+    const plain = JSON.parse(execFileSync("python3", ["-c", "import json, demo_app as m; print(json.dumps(dict(m.celery_app.conf)))"], { env: { ...process.env, PYTHONPATH: dir, PYTHONDONTWRITEBYTECODE: "1" }, encoding: "utf8" }));
+    expect(plain.broker_transport_options).to.deep.equal({});
+    expect(plain.redis_socket_timeout).to.equal(120);
   });
 });

@@ -4,6 +4,7 @@ import type { PlatformConfig } from "../../config/schema";
 import type { DependencyGraph } from "../lib/graph";
 import { serviceHost } from "../lib/ports";
 import type { SecretRef } from "../secrets";
+import type { Offsite } from "./backup";
 
 export interface StoreComponentArgs {
   config: PlatformConfig;
@@ -15,6 +16,8 @@ export interface StoreComponentArgs {
   graph: DependencyGraph;
   /** sha256 of the store's generated credentials: a rotation rolls the store pod, which reads them at start. */
   credentialsChecksum: pulumi.Input<string>;
+  /** Off-cluster copies of the backups (backups.objectStore), when configured. */
+  offsite?: Offsite;
 }
 
 /** In-cluster DNS name of a store's client Service (Service name = store name). */

@@ -7,6 +7,7 @@ import type { DependencyGraph } from "../lib/graph";
 import { platformLabels } from "../lib/labels";
 import { checksum } from "../lib/pod";
 import type { GeneratedSecrets, SecretRef } from "../secrets";
+import { offsiteFor } from "./backup";
 import type { StoreComponentArgs } from "./common";
 import { CONNECTION_SECRET, connectionData, connectionKeys } from "./connections";
 import { Mongo } from "./mongo";
@@ -21,7 +22,10 @@ export interface DataTierArgs {
   serviceAccount: (name: string) => pulumi.Input<string>;
   secrets: GeneratedSecrets;
   graph: DependencyGraph;
+  /** Reads a secret config key (the object store's credentials). */
+  secret: (key: string) => pulumi.Output<string>;
 }
+
 
 export class DataTier extends pulumi.ComponentResource {
   readonly postgres?: Postgres;
@@ -35,7 +39,9 @@ export class DataTier extends pulumi.ComponentResource {
   constructor(name: string, args: DataTierArgs, opts?: pulumi.ComponentResourceOptions) {
     super("platform:data:DataTier", name, {}, opts);
     const cfg = args.config;
-    const base = { config: cfg, namespace: args.namespace, serviceAccount: args.serviceAccount, graph: args.graph };
+    const anyBackup = (["postgres", "redis", "mongo"] as const).some((s) => cfg[s].enabled && cfg[s].backup.enabled);
+    const offsite = offsiteFor(this, "object-store-credentials", cfg, args.namespace, args.secret, anyBackup);
+    const base = { config: cfg, namespace: args.namespace, serviceAccount: args.serviceAccount, graph: args.graph, offsite };
     const v = args.secrets.values;
     const creds = (ref: SecretRef | undefined, store: string, values: (pulumi.Output<string> | undefined)[]): StoreComponentArgs => {
       if (!ref) throw new Error(`${store} is enabled but GeneratedSecrets created no credentials for it`);
@@ -43,8 +49,8 @@ export class DataTier extends pulumi.ComponentResource {
     };
     const child = { parent: this };
     if (cfg.postgres.enabled) this.postgres = new Postgres("postgres", creds(args.secrets.postgres, "postgres", [v.postgresPassword, v.postgresSuperuserPassword]), child);
-    if (cfg.redis.enabled) this.redis = new Redis("redis", creds(args.secrets.redis, "redis", [v.redisPassword]), child);
-    if (cfg.mongo.enabled) this.mongo = new Mongo("mongo", creds(args.secrets.mongo, "mongo", [v.mongoRootPassword, v.mongoAppPassword]), child);
+    if (cfg.redis.enabled) this.redis = new Redis("redis", creds(args.secrets.redis, "redis", [v.redisPassword, v.redisSentinelPassword]), child);
+    if (cfg.mongo.enabled) this.mongo = new Mongo("mongo", creds(args.secrets.mongo, "mongo", [v.mongoRootPassword, v.mongoAppPassword, v.mongoKeyfile]), child);
     for (const [key, s] of Object.entries({ postgres: this.postgres, redis: this.redis, mongo: this.mongo })) {
       // Service name and port (the namespace is its own output): the full host also sits in a Secret.
       if (s) this.outputs[key] = pulumi.interpolate`${s.service}:${s.port}`;

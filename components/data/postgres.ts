@@ -156,6 +156,8 @@ export class Postgres extends pulumi.ComponentResource {
         ],
         dump: 'pg_dump --format=custom --no-password --file="$OUT"',
         extension: "dump",
+        offsite: args.offsite,
+        graph: args.graph,
       });
       args.graph.connect("postgres-backup", "postgres", [PORTS.postgres.sql], "scheduled pg_dump");
     }

@@ -1,12 +1,14 @@
 // What every store has in common: a headless Service (the StatefulSet's serviceName), a client
 // Service named after the store, and a StatefulSet with one data volume per pod, the image's own
-// uid, Pod Security "restricted", an optional exporter sidecar and the data-safety options.
+// uid, Pod Security "restricted", an optional exporter sidecar and the data-safety options. A
+// replicated store also gets anti-affinity between its members and a PodDisruptionBudget.
 import * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
 import type { StoreConfig, StoreName } from "../../config/data";
 import type { PlatformConfig } from "../../config/schema";
+import { pdbSpec } from "../lib/availability";
 import { labels, selectorLabels } from "../lib/labels";
-import { restrictedContainer, restrictedPod, scratchVolume, tcpProbe } from "../lib/pod";
+import { restrictedContainer, restrictedPod, scratchVolume, spread, tcpProbe } from "../lib/pod";
 import { PORTS } from "../lib/ports";
 
 type Container = k8s.types.input.core.v1.Container;
@@ -43,6 +45,12 @@ export interface StoreArgs {
   serviceAccount: pulumi.Input<string>;
   /** The store's client port; its name is used for the Service and the container. */
   port: { name: string; number: number };
+  /** Further ports of the pod (a sidecar's), published on the headless Service. */
+  extraPorts?: { name: string; number: number }[];
+  /** Ports of the client Service (default: the client port); the metrics port is added when the exporter runs. */
+  clientPorts?: { name: string; number: number }[];
+  /** Run before the store starts (complete containers). */
+  initContainers?: Container[];
   /** The main container without name/image/ports/resources/securityContext (filled in here). */
   container: Omit<Container, "name" | "image" | "ports" | "resources" | "securityContext">;
   dataMountPath: string;
@@ -63,6 +71,26 @@ export interface StoreObjects {
   statefulSet: k8s.apps.v1.StatefulSet;
   service: k8s.core.v1.Service;
   headless: k8s.core.v1.Service;
+  pdb?: k8s.policy.v1.PodDisruptionBudget;
+}
+
+/**
+ * Where a replicated store's pods may run. "required": never two members on one node (a node loss
+ * costs one member, never a majority); "preferred": spread when possible. Both spread over zones
+ * when the cluster has them. One pod needs no rule.
+ */
+export function storeAffinity(selector: Record<string, string>, replicas: number, mode: "required" | "preferred"): Pick<k8s.types.input.core.v1.PodSpec, "affinity" | "topologySpreadConstraints"> {
+  if (replicas <= 1) return {};
+  const soft = spread(selector);
+  if (mode === "preferred") return soft;
+  return {
+    affinity: {
+      podAntiAffinity: {
+        requiredDuringSchedulingIgnoredDuringExecution: [{ labelSelector: { matchLabels: selector }, topologyKey: "kubernetes.io/hostname" }],
+      },
+    },
+    topologySpreadConstraints: soft.topologySpreadConstraints,
+  };
 }
 
 /** Creates the Services and the StatefulSet of one store, as children of `parent`. */
@@ -73,7 +101,9 @@ export function createStore(parent: pulumi.Resource, a: StoreArgs): StoreObjects
   const objLabels = labels(cfg, { name, component: a.component });
   const exporter = a.exporter && store.exporter.enabled;
   const metrics = { name: "metrics", port: PORTS[name].metrics, targetPort: "metrics", protocol: "TCP" };
-  const client = { name: a.port.name, port: a.port.number, targetPort: a.port.name, protocol: "TCP" };
+  const svcPort = (p: { name: string; number: number }) => ({ name: p.name, port: p.number, targetPort: p.name, protocol: "TCP" });
+  const clientPorts = (a.clientPorts ?? [a.port]).map(svcPort);
+  const podPorts = [a.port, ...(a.extraPorts ?? [])];
 
   // Headless: stable per-pod DNS (postgres-0.postgres-headless...), also while not ready, so the
   // pod can be reached for recovery.
@@ -81,7 +111,7 @@ export function createStore(parent: pulumi.Resource, a: StoreArgs): StoreObjects
     `${name}-headless`,
     {
       metadata: { name: `${name}-headless`, namespace: a.namespace, labels: objLabels },
-      spec: { clusterIP: "None", publishNotReadyAddresses: true, selector, ports: [client] },
+      spec: { clusterIP: "None", publishNotReadyAddresses: true, selector, ports: podPorts.map(svcPort) },
     },
     { parent },
   );
@@ -90,7 +120,7 @@ export function createStore(parent: pulumi.Resource, a: StoreArgs): StoreObjects
     name,
     {
       metadata: { name, namespace: a.namespace, labels: objLabels },
-      spec: { type: "ClusterIP", selector, ports: exporter ? [client, metrics] : [client] },
+      spec: { type: "ClusterIP", selector, ports: exporter ? [...clientPorts, metrics] : clientPorts },
     },
     { parent },
   );
@@ -145,6 +175,8 @@ export function createStore(parent: pulumi.Resource, a: StoreArgs): StoreObjects
             enableServiceLinks: false,
             securityContext: restrictedPod({ uid: store.runAs.uid, gid: store.runAs.gid, fsGroup: store.runAs.gid }),
             terminationGracePeriodSeconds: a.terminationGracePeriodSeconds,
+            ...storeAffinity(selector, store.replicas, store.antiAffinity),
+            ...(a.initContainers?.length ? { initContainers: a.initContainers } : {}),
             containers,
             volumes: a.volumes,
           },
@@ -163,7 +195,10 @@ export function createStore(parent: pulumi.Resource, a: StoreArgs): StoreObjects
     },
     { parent, dependsOn: [headless], ...statefulOptions(cfg, "statefulset") },
   );
-  return { statefulSet, service, headless };
+  // Voluntary evictions (drains, upgrades) take one member at a time, so a majority always stays.
+  const budget = pdbSpec(selector, store.replicas);
+  const pdb = budget && new k8s.policy.v1.PodDisruptionBudget(`${name}-pdb`, { metadata: { name, namespace: a.namespace, labels: objLabels }, spec: budget }, { parent });
+  return { statefulSet, service, headless, pdb };
 }
 
 /** Writable scratch directories for a read-only root filesystem. */

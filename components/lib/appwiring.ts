@@ -7,7 +7,7 @@ import type { Dependency } from "../../config/dependencies";
 import type { PlatformConfig } from "../../config/schema";
 import type { DependencyGraph } from "./graph";
 import { secretEnv } from "./pod";
-import { PORTS, serviceHost } from "./ports";
+import { PORTS, redisClientPorts, serviceHost } from "./ports";
 
 type EnvVar = k8s.types.input.core.v1.EnvVar;
 
@@ -71,14 +71,15 @@ export function dependencyConfig(cfg: PlatformConfig, deps: readonly Dependency[
 }
 
 /** Graph edges a workload's dependencies imply (egress from it, ingress on the store). */
-export function connectDependencies(graph: DependencyGraph, from: string, deps: readonly Dependency[]): void {
+export function connectDependencies(cfg: PlatformConfig, graph: DependencyGraph, from: string, deps: readonly Dependency[]): void {
   for (const d of deps) {
     switch (d) {
       case "postgres":
         graph.connect(from, "postgres", [PORTS.postgres.sql], `${from} uses the database`);
         break;
       case "redis":
-        graph.connect(from, "redis", [PORTS.redis.redis], `${from} uses Redis (cache, Celery broker and results)`);
+        // With Sentinel: the Sentinels first (which member is the master), then the master.
+        graph.connect(from, "redis", redisClientPorts(cfg.redis), `${from} uses Redis (cache, Celery broker and results)`);
         break;
       case "mongo":
         graph.connect(from, "mongo", [PORTS.mongo.mongo], `${from} uses MongoDB`);

@@ -115,17 +115,33 @@ export function celeryModule(celeryApp: string): { module: string; attribute: st
   return { module: mod, attribute: attr, path: `${mod.replace(/\./g, "/")}.py` };
 }
 
-/** The demo Celery app: broker and results from the env the workers already get (app-connections). */
+/**
+ * The demo Celery app: broker and results from the env the workers already get (app-connections).
+ * With Redis Sentinel the URLs are sentinel:// lists and the transport options (master name, the
+ * Sentinels' password) come as JSON, exactly what docs/app.md asks a real app to do.
+ */
 export function demoCeleryApp(attribute: string, queue: string): string {
   return `"""Demo Celery app of the dev stack (components/lib/demo.ts)."""
+import json
 import os
+import socket
 
 from celery import Celery
 
+broker_options = json.loads(os.environ.get("CELERY_BROKER_TRANSPORT_OPTIONS") or "{}")
+# TCP keepalive settings come by name (JSON keys cannot be socket constants).
+if "socket_keepalive_options" in broker_options:
+    broker_options["socket_keepalive_options"] = {getattr(socket, k): v for k, v in broker_options["socket_keepalive_options"].items()}
 ${attribute} = Celery("demo", broker=os.environ.get("CELERY_BROKER_URL"), backend=os.environ.get("CELERY_RESULT_BACKEND"))
 ${attribute}.conf.update(
     task_default_queue=${JSON.stringify(queue)},
     broker_connection_retry_on_startup=True,
+    broker_transport_options=broker_options,
+    result_backend_transport_options=json.loads(os.environ.get("CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS") or "{}"),
+    # The result backend takes its socket timeouts from these settings, not from its options:
+    # the broker's, so a lost node stalls neither (Celery's default read timeout is 120 s).
+    redis_socket_timeout=broker_options.get("socket_timeout", 120.0),
+    redis_socket_connect_timeout=broker_options.get("socket_connect_timeout"),
     beat_schedule={"demo-ping": {"task": "demo.ping", "schedule": 60.0}},
 )
 
@@ -153,3 +169,22 @@ export function withDemo(c: Container, env: EnvVar[], command?: string[]): Conta
     volumeMounts: [...((c.volumeMounts as k8s.types.input.core.v1.VolumeMount[] | undefined) ?? []), { name: DEMO_VOLUME, mountPath: DEMO_PATH, readOnly: true }],
   };
 }
+
+/**
+ * Flower's Celery app: `celery flower` alone knows only CELERY_BROKER_URL, but a sentinel:// broker
+ * also needs its transport options (master name, the Sentinels' password), read here from the env.
+ */
+export const FLOWER_APP = `"""Flower's Celery app (components/lib/demo.ts): broker URL and transport options from the env."""
+import json
+import os
+import socket
+
+from celery import Celery
+
+options = json.loads(os.environ.get("CELERY_BROKER_TRANSPORT_OPTIONS") or "{}")
+# TCP keepalive settings come by name (JSON keys cannot be socket constants).
+if "socket_keepalive_options" in options:
+    options["socket_keepalive_options"] = {getattr(socket, k): v for k, v in options["socket_keepalive_options"].items()}
+app = Celery("flower", broker=os.environ["CELERY_BROKER_URL"])
+app.conf.broker_transport_options = options
+`;

@@ -4,7 +4,7 @@ export const PORTS = {
   api: { http: 5000, metrics: 9090, health: 8080 },
   flower: { http: 5555 },
   postgres: { sql: 5432, metrics: 9187 },
-  redis: { redis: 6379, metrics: 9121 },
+  redis: { redis: 6379, sentinel: 26379, metrics: 9121 },
   mongo: { mongo: 27017, metrics: 9216 },
   postfix: { smtp: 25, smtps: 465, submission: 587, metrics: 9154 },
   dovecot: { imap: 143, imaps: 993, pop3: 110, pop3s: 995, lmtp: 24, auth: 12345, metrics: 9166 },
@@ -15,4 +15,14 @@ export const PORTS = {
 /** In-cluster DNS name of a Service the platform creates (Service name = workload name). */
 export function serviceHost(service: string, namespace: string): string {
   return `${service}.${namespace}.svc.cluster.local`;
+}
+
+/** Ports a Redis client needs: the server, and the Sentinels it asks for the master when they run. */
+export function redisClientPorts(redis: { sentinel: { enabled: boolean } }): number[] {
+  return redis.sentinel.enabled ? [PORTS.redis.redis, PORTS.redis.sentinel] : [PORTS.redis.redis];
+}
+
+/** Stable DNS name of a StatefulSet member (`<set>-<i>.<set>-headless.<ns>.svc.cluster.local`). */
+export function memberHost(set: string, ordinal: number, namespace: string): string {
+  return `${set}-${ordinal}.${set}-headless.${namespace}.svc.cluster.local`;
 }

@@ -13,6 +13,8 @@ import { labels, platformLabels, selectorLabels } from "../lib/labels";
 import { checksum } from "../lib/pod";
 import { PORTS, serviceHost } from "../lib/ports";
 import { rotationKeepers } from "../secrets";
+import { offsiteFor } from "../data/backup";
+import { createMailboxBackup } from "./backup";
 import type { SecretRef } from "../secrets";
 import { mailDnsRecords, zoneLines } from "./dns";
 import type { DnsRecord } from "./dns";
@@ -250,6 +252,12 @@ export class MailTier extends pulumi.ComponentResource {
     if (m.relay && !outbound.includes(m.relay.port)) outbound.push(m.relay.port);
     g.connect("postfix", INTERNET, outbound, m.relay ? `delivery via relay ${m.relay.host}` : "delivery to remote MX hosts");
     if (m.clamav) g.connect("postfix", INTERNET, [443], "freshclam: ClamAV signature updates");
+
+    // ---- Nightly mailbox backup, copied off the cluster when backups.objectStore is set.
+    if (mc.backup.enabled) {
+      const offsite = offsiteFor(this, "mail-object-store-credentials", cfg, ns, args.secret, true);
+      createMailboxBackup(this, { cfg, model: m, namespace: ns, serviceAccount: args.serviceAccount("mailbox-backup"), graph: g, offsite });
+    }
 
     // ---- DNS records for the operator.
     this.dnsRecords = dkimKey.publicKeyPem.apply((pem) =>

@@ -160,16 +160,85 @@ export function alertGroups(cfg: PlatformConfig): RuleGroup[] {
       ),
     );
   }
-  if ((["postgres", "redis", "mongo"] as const).some((store) => cfg[store].enabled && cfg[store].backup.enabled)) {
+  if (cfg.redis.enabled && cfg.redis.exporter.enabled && cfg.redis.sentinel.enabled) {
+    const info = `redis_instance_info{${app}}`;
+    const master = `redis_instance_info{${app},role="master"}`;
+    stores.push(
+      alert(
+        "RedisNoMaster",
+        // Exporters answer, but no member says it is the master (longer than a failover takes).
+        `count(${info}) > 0 unless on() count(${master}) > 0`,
+        "1m",
+        "critical",
+        "No Redis member is the master",
+        "The Redis exporters report no master for a minute: Celery cannot publish or consume tasks.",
+        "kubectl exec redis-0 -c sentinel -- redis-cli -p 26379 sentinel masters (REDISCLI_AUTH is set): is a failover stuck (no replica in sync, quorum lost)? docs/data.md, Redis Sentinel.",
+      ),
+      alert(
+        "RedisFailover",
+        // A member that is the master now was not 10 minutes ago, while another one was.
+        `max by (namespace, pod) (${master}) unless max by (namespace, pod) (${master} offset 10m) and on (namespace) (count by (namespace) (${master} offset 10m) > 0)`,
+        "0m",
+        "warning",
+        "Redis failed over to another member",
+        "{{ $labels.pod }} became the Redis master within the last 10 minutes.",
+        "Find why the old master went away (pod events, node), and check that it rejoined as a replica (redis_master_link_up).",
+      ),
+      alert(
+        "RedisReplicationBroken",
+        // A replica that lost its master, or a master with fewer replicas than the set has.
+        `redis_master_link_up{${app}} == 0 or on() (max(redis_connected_slaves{${app}} and on (pod) ${master}) < ${cfg.redis.replicas - 1})`,
+        "2m",
+        "warning",
+        "Redis replication is broken",
+        "A replica cannot reach the master, or the master has fewer than " + (cfg.redis.replicas - 1) + " replicas connected.",
+        "kubectl logs the replica's redis container (auth, resync loops, output buffer limits); a failover needs an in-sync replica.",
+      ),
+    );
+  }
+  if (cfg.mongo.enabled && cfg.mongo.exporter.enabled) {
+    const state = `mongodb_mongod_replset_my_state{${app}}`;
+    stores.push(
+      alert(
+        "MongoNoPrimary",
+        // my_state 1 is PRIMARY; every member's exporter reports its own state.
+        `count(${state}) > 0 unless on() count(${state} == 1) > 0`,
+        "1m",
+        "critical",
+        "The MongoDB replica set has no primary",
+        "No member has been PRIMARY for a minute: writes fail.",
+        "kubectl exec mongo-0 -c mongo -- mongosh -u root -p ... --eval 'rs.status()': members down, no majority, or a member stuck in STARTUP2? docs/data.md, MongoDB replica set.",
+      ),
+    );
+    if (cfg.mongo.replicas > 1) {
+      stores.push(
+        alert(
+          "MongoReplicationLag",
+          `max by (name) (mongodb_mongod_replset_member_replication_lag{${app}}) > ${t.mongoReplicationLagSeconds}`,
+          "5m",
+          "warning",
+          `A MongoDB secondary is more than ${t.mongoReplicationLagSeconds}s behind`,
+          "{{ $labels.name }} is {{ $value }}s behind the primary; a failover to it would lose those writes unless they were majority-acknowledged.",
+          "Check the secondary's disk and CPU, and the primary's write load; a member in initial sync catches up on its own.",
+        ),
+      );
+    }
+  }
+  const backups = backupCronJobs(cfg);
+  if (backups.length) {
+    const jobs = `namespace=~"${namespaces.join("|")}",cronjob=~"${backups.join("|")}"`;
+    const age = t.backupMaxAgeHours * 3600;
     stores.push(
       alert(
         "BackupTooOld",
-        `time() - kube_cronjob_status_last_successful_time{${app},cronjob=~".*backup.*"} > ${t.backupMaxAgeHours * 3600}`,
+        // A failed Job (dump or upload) never sets lastSuccessfulTime; a CronJob that has never
+        // succeeded has no such series at all, so its age counts from its creation.
+        `time() - kube_cronjob_status_last_successful_time{${jobs}} > ${age} or (time() - kube_cronjob_created{${jobs}} > ${age} unless on (namespace, cronjob) kube_cronjob_status_last_successful_time{${jobs}})`,
         "0m",
         "critical",
         `No successful backup for ${t.backupMaxAgeHours} hours`,
-        "CronJob {{ $labels.cronjob }} last succeeded {{ $value | humanizeDuration }} ago.",
-        "kubectl get jobs -l the backup CronJob; read the failed Job's logs (credentials, volume full, target unreachable).",
+        "CronJob {{ $labels.namespace }}/{{ $labels.cronjob }} has not completed a backup (dump and off-cluster copy) for {{ $value | humanizeDuration }}.",
+        "kubectl get jobs -l app.kubernetes.io/name=<cronjob> and the failed Job's logs: the backup container (credentials, volume full) or upload (object store unreachable, credentials, bucket policy).",
       ),
     );
   }
@@ -267,4 +336,10 @@ function mailAlerts(cfg: PlatformConfig): Alert[] {
     );
   }
   return rules;
+}
+
+/** Names of the backup CronJobs the config creates, in every namespace. */
+export function backupCronJobs(cfg: PlatformConfig): string[] {
+  const stores = (["postgres", "redis", "mongo"] as const).filter((store) => cfg[store].enabled && cfg[store].backup.enabled).map((store) => `${store}-backup`);
+  return [...stores, ...(cfg.mail.enabled && cfg.mail.backup.enabled ? ["mailbox-backup"] : [])];
 }

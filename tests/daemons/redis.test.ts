@@ -1,6 +1,8 @@
 // Redis from the rendered dev and prod stacks: the StatefulSet's pod with its redis.conf, args and
 // probes; the generated password enforced; memory policy and persistence in effect; the backup
-// CronJob's retention; and the restore procedure of docs/data.md, run step by step.
+// CronJob's retention; and the single-server restore procedure of docs/data.md, run step by step
+// (on dev with backups on; prod's three members with Sentinel and their off-cluster copies are the
+// sentinel and backups groups).
 import { expect } from "chai";
 import * as fs from "fs";
 import * as path from "path";
@@ -51,9 +53,10 @@ describe(`redis: ${versionOf(prod.redis.image)}`, () => {
     });
   }
 
-  describe("prod backup and restore", () => {
+  describe("single-server backup and restore (dev with backups on)", () => {
     const ctx = useSandbox("redis-backup");
-    const cfg = prod;
+    const variant = { "redis.backup.enabled": true };
+    const cfg = configOf("dev", { redis: { backup: { enabled: true } } });
     const retention = cfg.redis.backup.retention;
     let ev: Evaluation;
     let redis: RunningPod;
@@ -68,7 +71,7 @@ describe(`redis: ${versionOf(prod.redis.image)}`, () => {
     };
 
     before(async () => {
-      ev = await renderReal({ stack: "prod" });
+      ev = await renderReal({ stack: "dev", set: variant });
       password = secretData(ev, "redis-credentials").REDIS_PASSWORD;
       redis = await startPod(ctx.sb, ev, object(ev, "StatefulSet", "redis"), { skip: ["exporter"] });
       await waitReady(redis, "redis", 30_000);

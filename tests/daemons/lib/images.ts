@@ -153,6 +153,17 @@ const SHIMS: [RegExp, Shim][] = [
     },
   ],
   [
+    /^rclone\/rclone:/,
+    {
+      // ENTRYPOINT ["rclone"]; Debian's rclone 1.60 for 1.68: the s3 remote options we set
+      // (RCLONE_CONFIG_<remote>_*) and the commands we run (copy, copyto, lsf, lsl, deletefile) are
+      // the same in both. The image is Alpine (busybox sh); Debian's sh is dash, also POSIX.
+      argv: (command, args) => (command ? [...command, ...(args ?? [])] : ["rclone", ...(args ?? ["version"])]),
+      env: { PATH },
+      version: ["rclone", "version"],
+    },
+  ],
+  [
     /^python:/,
     {
       // Debian's python3 (3.11) for python:3.12-alpine: the smoke checks use the standard library only.
