@@ -5,14 +5,13 @@
 // `kubectl create job --from=cronjob/... | jq ...` would) and the restored data equals the original:
 // the Redis dataset digest, the Postgres table digest, the messages IMAP lists (UIDs included).
 import { expect } from "chai";
-import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { PORTS } from "../../components/lib/ports";
-import { ROOT, configOf } from "../harness";
+import { configOf } from "../harness";
 import type { Evaluation, K8sObject } from "../harness";
 import { useSandbox, versionOf } from "./lib/group";
-import { object, renderReal, runJob, secretData, startPod, waitReady } from "./lib/kube";
+import { docJob, object, renderReal, runJob, secretData, startPod, waitReady } from "./lib/kube";
 import type { JobRun, RunningPod, StartOptions } from "./lib/kube";
 import type { ContainerSpec, Sandbox } from "./lib/sandbox";
 import { waitFor } from "./lib/sandbox";
@@ -20,23 +19,6 @@ import type { ObjectStore } from "./lib/s3";
 import { startObjectStore } from "./lib/s3";
 
 const CLIENTS = path.join(__dirname, "clients");
-
-/** Every `kubectl create job --from=cronjob/<cronjob> <job> ... | jq '<program>'` of a doc, by job name. */
-function docJobs(doc: string): Map<string, { cronJob: string; program: string }> {
-  const text = fs.readFileSync(path.join(ROOT, "docs", doc), "utf8").replace(/\\\n\s*/g, " ");
-  const out = new Map<string, { cronJob: string; program: string }>();
-  for (const m of text.matchAll(/create job --from=cronjob\/([\w-]+) ([\w-]+) [^|]*\|\s*jq '([^']*)'/g)) out.set(m[2], { cronJob: m[1], program: m[3] });
-  return out;
-}
-
-/** `kubectl create job --from=cronjob/<name> <job> -o json | jq <program>`: the Job the docs apply. */
-function docJob(ev: Evaluation, doc: string, job: string): K8sObject {
-  const found = docJobs(doc).get(job);
-  if (!found) throw new Error(`docs/${doc} has no "create job ... ${job} ... | jq" command`);
-  const cron = object(ev, "CronJob", found.cronJob);
-  const created = { apiVersion: "batch/v1", kind: "Job", metadata: { name: job, namespace: cron.metadata.namespace, labels: cron.spec.jobTemplate.metadata?.labels }, spec: cron.spec.jobTemplate.spec };
-  return JSON.parse(execFileSync("jq", [found.program], { input: JSON.stringify(created), encoding: "utf8" }));
-}
 
 describe(`backups: off-cluster copies and restores (${versionOf("rclone/rclone:1.68.2")})`, () => {
   const ctx = useSandbox("backups");
@@ -222,8 +204,9 @@ describe(`backups: off-cluster copies and restores (${versionOf("rclone/rclone:1
     let passwords: Record<string, string>;
     let original: Record<string, unknown>;
     const mailNs = cfg.platform.mailNamespace;
-    // The pod's own name: the sandbox publishes a StatefulSet's governing Service only per member.
-    const dovecotHost = `dovecot-0.dovecot.${mailNs}.svc.cluster.local`;
+    // The client Service and its ports (143, 24), as in-cluster clients use them; the pod listens on the
+    // rootless high ports behind them.
+    const dovecotHost = `dovecot.${mailNs}.svc.cluster.local`;
     const mailbox = async (user: string) => {
       const r = await dovecot.pod.exec(["/usr/bin/python3", path.join(CLIENTS, "mailbox.py"), "list", dovecotHost, String(PORTS.dovecot.imap), `${user}@${domain}`], { env: { PW: passwords[user] } });
       expect(r.code, r.stderr).to.equal(0);
