@@ -365,7 +365,7 @@ export class Pod {
       `chmod 1777 ${q(root + "/tmp")}`,
     ];
     for (const m of spec.mounts) {
-      const dst = root + m.dst;
+      const dst = root + resolveInImage(m.dst);
       const isFile = fs.statSync(m.src).isFile();
       lines.push(isFile ? `mkdir -p ${q(path.dirname(dst))} && touch ${q(dst)}` : `mkdir -p ${q(dst)}`);
       lines.push(`mount --bind ${q(m.src)} ${q(dst)}`);
@@ -400,6 +400,33 @@ export class Pod {
     lines.push('exec "$@"', "");
     return lines.join("\n");
   }
+}
+
+/**
+ * A path as the container sees it: symlinks in its parents resolved inside the image, not on the
+ * host (Debian's /var/run is a symlink to /run; a volume at /var/run/postgresql must land in the
+ * container's /run, as a runtime mounts it, not in the host's). The image is the host's root.
+ */
+export function resolveInImage(p: string, depth = 0): string {
+  if (depth > 20) throw new Error(`too many symlinks resolving ${p}`);
+  const parts = p.split("/").filter(Boolean);
+  let cur = "";
+  for (let i = 0; i < parts.length - 1; i++) {
+    const next = `${cur}/${parts[i]}`;
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.lstatSync(next);
+    } catch {
+      st = undefined;
+    }
+    if (st?.isSymbolicLink()) {
+      const target = fs.readlinkSync(next);
+      const base = target.startsWith("/") ? target : path.posix.join(cur || "/", target);
+      return resolveInImage(path.posix.join(base, ...parts.slice(i + 1)), depth + 1);
+    }
+    cur = next;
+  }
+  return `${cur}/${parts[parts.length - 1] ?? ""}`;
 }
 
 /** As the kubelet writes it: the cluster resolver, the pod namespace's search path, ndots 5. */
@@ -519,8 +546,20 @@ export class Sandbox {
     this.records.servers.push(`/${zone}/${server}`);
   }
 
-  /** (Re)starts the resolver with the current records. Names outside them are NXDOMAIN: nothing leaves the sandbox. */
-  async applyDns(): Promise<void> {
+  private dnsQueue: Promise<void> = Promise.resolve();
+
+  /**
+   * (Re)starts the resolver with the current records. Names outside them are NXDOMAIN: nothing
+   * leaves the sandbox. Calls are serialised: pods started side by side each restart it, and two
+   * resolvers must never race for the bridge's port.
+   */
+  applyDns(): Promise<void> {
+    const next = this.dnsQueue.then(() => this.restartDns());
+    this.dnsQueue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async restartDns(): Promise<void> {
     const conf = [
       "no-resolv",
       "no-hosts",
@@ -539,7 +578,7 @@ export class Sandbox {
     ].join("\n");
     const file = path.join(this.dir, "dnsmasq.conf");
     fs.writeFileSync(file, conf + "\n");
-    if (this.dnsmasq) {
+    if (this.dnsmasq && this.dnsmasq.exitCode === null && this.dnsmasq.signalCode === null) {
       const old = this.dnsmasq;
       const gone = new Promise((r) => old.on("exit", r));
       old.kill("SIGKILL");
