@@ -43,7 +43,7 @@ export function buildPlatform({ config: cfg, secret }: LoadedConfig): BuiltPlatf
   const secrets = new GeneratedSecrets("secrets", { config: cfg, namespace: platform.namespaces.app, external: secret }, opts);
 
   // Providers before consumers: the app tiers read the stores' connection Secret and mail's submission Secret.
-  const data = new DataTier("data", { config: cfg, namespace: platform.namespaces.app, serviceAccount: (n) => platform.serviceAccount(n), secrets, graph }, opts);
+  const data = new DataTier("data", { config: cfg, namespace: platform.namespaces.app, serviceAccount: (n) => platform.serviceAccount(n), secrets, graph, secret }, opts);
   const mail = cfg.mail.enabled
     ? new MailTier("mail", { config: cfg, namespace: platform.namespaces.mail, appNamespace: platform.namespaces.app, serviceAccount: (n) => platform.serviceAccount(n), graph, secret }, opts)
     : undefined;

@@ -145,7 +145,7 @@ export class HttpService extends pulumi.ComponentResource {
         graph.connect({ kind: "cidr", name: `${lbName} clients`, cidr }, name, [built.httpPort], `${lbName} (${ex.type}) admits external clients`);
       }
     }
-    if (svc.kind === "http") connectDependencies(graph, name, resolveDependsOn(cfg, svc.dependsOn));
+    if (svc.kind === "http") connectDependencies(cfg, graph, name, resolveDependsOn(cfg, svc.dependsOn));
     this.registerOutputs({ service: this.service.metadata.name });
   }
 }

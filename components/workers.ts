@@ -133,7 +133,7 @@ export class Workers extends pulumi.ComponentResource {
         },
         this,
       );
-      connectDependencies(graph, workload, deps);
+      connectDependencies(cfg, graph, workload, deps);
     }
 
     if (w.beat.enabled) {
@@ -160,7 +160,7 @@ export class Workers extends pulumi.ComponentResource {
         this,
       );
       // Beat only publishes due tasks to the broker (and traces, if configured).
-      connectDependencies(graph, "beat", deps.filter((d): d is Dependency => d === "redis" || d === "jaeger"));
+      connectDependencies(cfg, graph, "beat", deps.filter((d): d is Dependency => d === "redis" || d === "jaeger"));
     }
 
     if (w.flower.enabled) this.flower = this.buildFlower(cfg, args, namespace);

@@ -103,7 +103,7 @@ describe("monitoring", () => {
           const ns = sm.spec.namespaceSelector.matchNames;
           // Selected Services with a port of the endpoint's name (a headless twin without one is not scraped).
           const targets = services.filter(
-            (s) => ns.includes(s.metadata.namespace) && matchesSelector(s.metadata.labels ?? {}, sm.spec.selector) && s.spec.ports.some((p: { name: string }) => p.name === "metrics"),
+            (s) => ns.includes(s.metadata.namespace) && matchesSelector(s.metadata.labels ?? {}, sm.spec.selector) && (s.spec.ports ?? []).some((p: { name: string }) => p.name === "metrics"),
           );
           expect(targets, `ServiceMonitor ${sm.metadata.name} selects no Service`).to.have.length(1);
           const group = scraped.find((g) => g.name === sm.metadata.name)!;
@@ -122,7 +122,7 @@ describe("monitoring", () => {
           await validateObject(sm);
         }
         // Conversely, every Service that exposes a metrics port is scraped (a tier that forgot metricsPort shows here).
-        for (const svc of services.filter((s) => s.spec.ports.some((p: { name: string }) => p.name === "metrics"))) {
+        for (const svc of services.filter((s) => (s.spec.ports ?? []).some((p: { name: string }) => p.name === "metrics"))) {
           const by = monitors.filter((sm) => sm.spec.namespaceSelector.matchNames.includes(svc.metadata.namespace) && matchesSelector(svc.metadata.labels ?? {}, sm.spec.selector));
           expect(by, `Service ${svc.metadata.name} has a metrics port but no ServiceMonitor`).to.have.length(1);
         }

@@ -1,5 +1,6 @@
-// The data tier (issue #4): Postgres, Redis and MongoDB, each its own component, plus the
-// connection Secret the API and workers read. See docs/data.md.
+// The data tier: Postgres, Redis and MongoDB, each its own component, plus the connection Secret
+// the API and workers read, and the object store's credentials for the stores that upload to it.
+// See docs/data.md.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { PlatformConfig } from "../../config/schema";
@@ -13,6 +14,7 @@ import { Mongo } from "./mongo";
 import { Postgres } from "./postgres";
 import { Redis } from "./redis";
 import { statefulOptions } from "./store";
+import { objectStoreCredentials } from "../lib/objectstore";
 
 export interface DataTierArgs {
   config: PlatformConfig;
@@ -21,6 +23,8 @@ export interface DataTierArgs {
   serviceAccount: (name: string) => pulumi.Input<string>;
   secrets: GeneratedSecrets;
   graph: DependencyGraph;
+  /** A user-supplied secret config value (the object store's key pair). */
+  secret: (key: string) => pulumi.Output<string>;
 }
 
 export class DataTier extends pulumi.ComponentResource {
@@ -31,6 +35,8 @@ export class DataTier extends pulumi.ComponentResource {
   readonly connections?: SecretRef;
   /** Stack outputs: each enabled store's host and port. */
   readonly outputs: Record<string, pulumi.Output<string>> = {};
+  /** `object-store-credentials` in the app namespace, when a store of this tier uploads to backups.objectStore. */
+  readonly objectStoreCredentials?: SecretRef;
 
   constructor(name: string, args: DataTierArgs, opts?: pulumi.ComponentResourceOptions) {
     super("platform:data:DataTier", name, {}, opts);
@@ -42,7 +48,18 @@ export class DataTier extends pulumi.ComponentResource {
       return { ...base, credentials: ref, credentialsChecksum: checksum(pulumi.all(values.map((x) => x ?? ""))) };
     };
     const child = { parent: this };
-    if (cfg.postgres.enabled) this.postgres = new Postgres("postgres", creds(args.secrets.postgres, "postgres", [v.postgresPassword, v.postgresSuperuserPassword]), child);
+    // One credentials Secret per namespace: Postgres' WAL archive, base backups and restores use it.
+    const pg = cfg.postgres;
+    const objectStore = cfg.backups.objectStore;
+    if (objectStore && pg.enabled && pg.mode === "patroni" && (pg.archive.enabled || pg.restore)) {
+      this.objectStoreCredentials = objectStoreCredentials(this, "object-store-credentials", cfg, objectStore, args.namespace, args.secret);
+    }
+    if (pg.enabled) {
+      // Patroni's extra passwords count only where they exist: a single-pod stack keeps its checksum (no restart on upgrade).
+      const patroni = pg.mode === "patroni" ? [v.postgresReplicationPassword, v.postgresApiPassword] : [];
+      const pgCreds = creds(args.secrets.postgres, "postgres", [v.postgresPassword, v.postgresSuperuserPassword, ...patroni]);
+      this.postgres = new Postgres("postgres", { ...pgCreds, objectStoreCredentials: this.objectStoreCredentials }, child);
+    }
     if (cfg.redis.enabled) this.redis = new Redis("redis", creds(args.secrets.redis, "redis", [v.redisPassword]), child);
     if (cfg.mongo.enabled) this.mongo = new Mongo("mongo", creds(args.secrets.mongo, "mongo", [v.mongoRootPassword, v.mongoAppPassword]), child);
     for (const [key, s] of Object.entries({ postgres: this.postgres, redis: this.redis, mongo: this.mongo })) {

@@ -1,12 +1,15 @@
 // What every store has in common: a headless Service (the StatefulSet's serviceName), a client
 // Service named after the store, and a StatefulSet with one data volume per pod, the image's own
-// uid, Pod Security "restricted", an optional exporter sidecar and the data-safety options.
+// uid, Pod Security "restricted", an optional exporter sidecar and the data-safety options. With
+// more than one replica the members are spread (never two on a node) and a PDB lets a drain take
+// one at a time.
 import * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
 import type { StoreConfig, StoreName } from "../../config/data";
 import type { PlatformConfig } from "../../config/schema";
+import { pdbSpec } from "../lib/availability";
 import { labels, selectorLabels } from "../lib/labels";
-import { restrictedContainer, restrictedPod, scratchVolume, tcpProbe } from "../lib/pod";
+import { restrictedContainer, restrictedPod, scratchVolume, spreadMembers, tcpProbe } from "../lib/pod";
 import { PORTS } from "../lib/ports";
 
 type Container = k8s.types.input.core.v1.Container;
@@ -45,6 +48,14 @@ export interface StoreArgs {
   port: { name: string; number: number };
   /** The main container without name/image/ports/resources/securityContext (filled in here). */
   container: Omit<Container, "name" | "image" | "ports" | "resources" | "securityContext">;
+  /** Further named ports of the main container (a management API). */
+  extraPorts?: { name: string; number: number }[];
+  /**
+   * Who keeps the client Service's endpoints: Kubernetes, from its selector (every ready member),
+   * or the store itself (Patroni writes the leader's address): then the Service has no selector,
+   * and the exporter's metrics port moves to the headless Service, which reaches every member.
+   */
+  clientEndpoints?: "selector" | "store";
   dataMountPath: string;
   /** Extra pod volumes (scratch emptyDirs, ConfigMaps). */
   volumes: Volume[];
@@ -63,6 +74,9 @@ export interface StoreObjects {
   statefulSet: k8s.apps.v1.StatefulSet;
   service: k8s.core.v1.Service;
   headless: k8s.core.v1.Service;
+  pdb?: k8s.policy.v1.PodDisruptionBudget;
+  /** Selector labels of the members (for further Services). */
+  selector: Record<string, string>;
 }
 
 /** Creates the Services and the StatefulSet of one store, as children of `parent`. */
@@ -74,6 +88,8 @@ export function createStore(parent: pulumi.Resource, a: StoreArgs): StoreObjects
   const exporter = a.exporter && store.exporter.enabled;
   const metrics = { name: "metrics", port: PORTS[name].metrics, targetPort: "metrics", protocol: "TCP" };
   const client = { name: a.port.name, port: a.port.number, targetPort: a.port.name, protocol: "TCP" };
+  const storeEndpoints = a.clientEndpoints === "store";
+  const replicated = store.replicas > 1;
 
   // Headless: stable per-pod DNS (postgres-0.postgres-headless...), also while not ready, so the
   // pod can be reached for recovery.
@@ -81,16 +97,19 @@ export function createStore(parent: pulumi.Resource, a: StoreArgs): StoreObjects
     `${name}-headless`,
     {
       metadata: { name: `${name}-headless`, namespace: a.namespace, labels: objLabels },
-      spec: { clusterIP: "None", publishNotReadyAddresses: true, selector, ports: [client] },
+      spec: { clusterIP: "None", publishNotReadyAddresses: true, selector, ports: exporter && storeEndpoints ? [client, metrics] : [client] },
     },
     { parent },
   );
-  // Client Service, named after the store: the host in every connection string.
+  // Client Service, named after the store: the host in every connection string. Without a
+  // selector its endpoints are the store's to write, so its port is a number, not a pod port name.
   const service = new k8s.core.v1.Service(
     name,
     {
       metadata: { name, namespace: a.namespace, labels: objLabels },
-      spec: { type: "ClusterIP", selector, ports: exporter ? [client, metrics] : [client] },
+      spec: storeEndpoints
+        ? { type: "ClusterIP", ports: [{ ...client, targetPort: a.port.number }] }
+        : { type: "ClusterIP", selector, ports: exporter ? [client, metrics] : [client] },
     },
     { parent },
   );
@@ -100,7 +119,7 @@ export function createStore(parent: pulumi.Resource, a: StoreArgs): StoreObjects
       ...a.container,
       name,
       image: store.image,
-      ports: [{ name: a.port.name, containerPort: a.port.number, protocol: "TCP" }],
+      ports: [a.port, ...(a.extraPorts ?? [])].map((p) => ({ name: p.name, containerPort: p.number, protocol: "TCP" })),
       resources: store.resources,
       securityContext: restrictedContainer({ readOnlyRootFilesystem: true }),
       volumeMounts: [{ name: DATA_VOLUME, mountPath: a.dataMountPath }, ...((a.container.volumeMounts as k8s.types.input.core.v1.VolumeMount[]) ?? [])],
@@ -145,6 +164,7 @@ export function createStore(parent: pulumi.Resource, a: StoreArgs): StoreObjects
             enableServiceLinks: false,
             securityContext: restrictedPod({ uid: store.runAs.uid, gid: store.runAs.gid, fsGroup: store.runAs.gid }),
             terminationGracePeriodSeconds: a.terminationGracePeriodSeconds,
+            ...(replicated ? spreadMembers(selector, cfg.environment === "prod" ? "required" : "preferred") : {}),
             containers,
             volumes: a.volumes,
           },
@@ -163,7 +183,10 @@ export function createStore(parent: pulumi.Resource, a: StoreArgs): StoreObjects
     },
     { parent, dependsOn: [headless], ...statefulOptions(cfg, "statefulset") },
   );
-  return { statefulSet, service, headless };
+  // One voluntary disruption at a time: a drain moves one member, the others keep serving.
+  const budget = pdbSpec(selector, store.replicas);
+  const pdb = budget ? new k8s.policy.v1.PodDisruptionBudget(name, { metadata: { name, namespace: a.namespace, labels: objLabels }, spec: budget }, { parent }) : undefined;
+  return { statefulSet, service, headless, pdb, selector };
 }
 
 /** Writable scratch directories for a read-only root filesystem. */
