@@ -116,6 +116,8 @@ export const monitoringSchema = z.strictObject({
     mailQueueVolumeRatio: ratio,
     certificateExpiryDays: z.number().int().min(1),
     backupMaxAgeHours: z.number().int().min(1),
+    /** Bytes a streaming replica may stay behind the primary's WAL (replayed) before it alerts. */
+    postgresReplicationLagBytes: z.number().int().min(1),
   }),
 });
 export type MonitoringConfig = z.infer<typeof monitoringSchema>;
@@ -169,6 +171,8 @@ export function monitoringDefaults(env: Environment): z.input<typeof monitoringS
       mailQueueVolumeRatio: 0.5,
       certificateExpiryDays: 14,
       backupMaxAgeHours: 26,
+      // Four WAL segments: a replica that far behind is not catching up.
+      postgresReplicationLagBytes: 64 * 1024 * 1024,
     },
   };
 }

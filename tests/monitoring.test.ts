@@ -24,7 +24,15 @@ const EXPORTED_METRICS: Record<string, string[]> = {
     "kube_deployment_status_replicas_unavailable",
     "kube_cronjob_status_last_successful_time",
   ],
-  postgres_exporter: ["pg_stat_activity_count", "pg_settings_max_connections"],
+  // v0.15.0: pg_replication (collector), pg_stat_replication and pg_stat_archiver (builtin metric maps).
+  postgres_exporter: [
+    "pg_stat_activity_count",
+    "pg_settings_max_connections",
+    "pg_replication_is_replica",
+    "pg_stat_replication_pg_wal_lsn_diff",
+    "pg_stat_archiver_failed_count",
+    "pg_stat_archiver_archived_count",
+  ],
   // redis_key_size: the Celery queue lists the exporter is told to check (REDIS_EXPORTER_CHECK_SINGLE_KEYS).
   redis_exporter: ["redis_memory_used_bytes", "redis_memory_max_bytes", "redis_key_size"],
   // kubelet /metrics (volume stats), scraped by every kube-prometheus-stack install.
@@ -60,6 +68,12 @@ const ISSUE_ALERTS = [
   "MailQueueGrowing",
   "CertificateExpiringSoon",
   "BackupTooOld",
+  // Replicated Postgres (staging and prod run Patroni); the archive alerts need backups.objectStore.
+  "PostgresNoLeader",
+  "PostgresMultiplePrimaries",
+  "PostgresReplicationLagHigh",
+  "PostgresReplicasMissing",
+  "PostgresFailover",
 ];
 
 describe("monitoring", () => {

@@ -1,6 +1,7 @@
 // The alerts of seeds 002, 003 and 004, as a pure function of config. Every expression uses
 // metrics the deployed exporters really expose: ingress-nginx, kube-state-metrics,
 // postgres_exporter, redis_exporter, the kubelet (volume stats) and cert-manager (see docs/observability.md).
+import { cronMaxGapSeconds } from "../../config/cron";
 import { celeryQueues } from "../../config/workers";
 import type { PlatformConfig } from "../../config/schema";
 import { publicIngressName, tlsSecretName } from "../edge";
@@ -159,11 +160,14 @@ export function alertGroups(cfg: PlatformConfig): RuleGroup[] {
       ),
     );
   }
-  if ((["postgres", "redis", "mongo"] as const).some((store) => cfg[store].enabled && cfg[store].backup.enabled)) {
+  stores.push(...postgresHaAlerts(cfg, app));
+  const dumps = (["postgres", "redis", "mongo"] as const).filter((store) => cfg[store].enabled && cfg[store].backup.enabled).map((store) => `${store}-backup`);
+  if (dumps.length) {
     stores.push(
       alert(
         "BackupTooOld",
-        `time() - kube_cronjob_status_last_successful_time{${app},cronjob=~".*backup.*"} > ${t.backupMaxAgeHours * 3600}`,
+        // The logical dumps by name: the base backup CronJob has its own alert, from its own schedule.
+        `time() - kube_cronjob_status_last_successful_time{${app},cronjob=~"${dumps.join("|")}"} > ${t.backupMaxAgeHours * 3600}`,
         "0m",
         "critical",
         `No successful backup for ${t.backupMaxAgeHours} hours`,
@@ -195,4 +199,97 @@ export function alertGroups(cfg: PlatformConfig): RuleGroup[] {
     });
   }
   return groups;
+}
+
+/** The base backup may run this long after its scheduled time: the schedule's longest gap, the job's deadline, an hour of slack (time zones). */
+export function baseBackupMaxAgeSeconds(cfg: PlatformConfig): number {
+  return cronMaxGapSeconds(cfg.postgres.archive.schedule) + cfg.postgres.archive.activeDeadlineSeconds + 3600;
+}
+
+/**
+ * The replicated Postgres (Patroni): a leader, replicas that keep up, failovers noticed, the WAL
+ * archive and the base backups current. From postgres_exporter in every member (pg_replication_*,
+ * pg_stat_replication_*, pg_stat_archiver_*) and kube-state-metrics (the base backup CronJob).
+ */
+function postgresHaAlerts(cfg: PlatformConfig, app: string): Alert[] {
+  const pg = cfg.postgres;
+  if (!pg.enabled || pg.mode !== "patroni") return [];
+  const t = cfg.monitoring.thresholds;
+  const out: Alert[] = [];
+  if (pg.exporter.enabled) {
+    out.push(
+      alert(
+        "PostgresNoLeader",
+        `(count(pg_replication_is_replica{${app}} == 0) or vector(0)) < 1`,
+        "1m",
+        "critical",
+        "No Postgres member accepts writes",
+        "No member of the Patroni cluster runs as primary: every write of the platform fails.",
+        "kubectl exec postgres-0 -c postgres -- patronictl -c /etc/patroni/patroni.yml list; check the members' logs (DCS reachable? the API server egress), and the PVCs.",
+      ),
+      alert(
+        "PostgresMultiplePrimaries",
+        `count(pg_replication_is_replica{${app}} == 0) > 1`,
+        "1m",
+        "critical",
+        "More than one Postgres member runs as primary",
+        "{{ $value }} members report they are not in recovery; only the one holding Patroni's lock gets client traffic (the postgres Service).",
+        "patronictl list: the member without the leader lock must be demoted by Patroni; if it stays primary, stop it (kubectl delete pod) and let it rejoin.",
+      ),
+      alert(
+        "PostgresReplicationLagHigh",
+        `max by (application_name) (pg_stat_replication_pg_wal_lsn_diff{${app}}) > ${t.postgresReplicationLagBytes}`,
+        "5m",
+        "warning",
+        `A Postgres replica is more than ${t.postgresReplicationLagBytes} bytes behind`,
+        "Replica {{ $labels.application_name }} has {{ $value | humanize1024 }}B of WAL not replayed; in asynchronous mode a failover to it would lose that much.",
+        "Check the replica's node (disk, CPU), its log (conflicts, long queries on the standby), and the network between the members.",
+      ),
+      alert(
+        "PostgresReplicasMissing",
+        `(count(pg_stat_replication_pg_wal_lsn_diff{${app}}) or vector(0)) < ${pg.replicas - 1}`,
+        "5m",
+        "warning",
+        `Fewer than ${pg.replicas - 1} replicas stream from the primary`,
+        `{{ $value }} of ${pg.replicas - 1} replicas are connected${pg.synchronous === "strict" ? "; with none, writes stop (synchronous: strict)" : pg.synchronous === "on" ? "; with none, commits are no longer confirmed by a standby" : ""}.`,
+        "kubectl get pods -l app.kubernetes.io/name=postgres; patronictl list; a replica that cannot catch up is rebuilt with patronictl reinit.",
+      ),
+      alert(
+        "PostgresFailover",
+        `max by (pod) (changes(pg_replication_is_replica{${app}}[10m])) > 0`,
+        "0m",
+        "warning",
+        "A Postgres member changed role (failover or switchover)",
+        "{{ $labels.pod }} became primary or replica in the last 10 minutes.",
+        "A switchover during a rolling update or a drain is expected; otherwise read the former leader's log (node loss, OOM, DCS timeouts) and patronictl history.",
+      ),
+    );
+    if (pg.archive.enabled) {
+      out.push(
+        alert(
+          "PostgresWalArchivingFailing",
+          `increase(pg_stat_archiver_failed_count{${app}}[10m]) > 0 unless increase(pg_stat_archiver_archived_count{${app}}[10m]) > 0`,
+          "5m",
+          "critical",
+          "WAL archiving to the object store fails",
+          "{{ $labels.pod }} failed to archive WAL and archived none for 10 minutes: point-in-time recovery stops at the last archived segment, and pg_wal grows.",
+          "kubectl logs <primary> -c postgres | grep archive-push: credentials, the object store's egress (backups.objectStore.cidrs), the stanza (patroni-sync log).",
+        ),
+      );
+    }
+  }
+  if (pg.archive.enabled) {
+    out.push(
+      alert(
+        "PostgresBaseBackupTooOld",
+        `time() - kube_cronjob_status_last_successful_time{${app},cronjob="postgres-basebackup"} > ${baseBackupMaxAgeSeconds(cfg)}`,
+        "0m",
+        "critical",
+        "The last Postgres base backup is older than its schedule allows",
+        "CronJob postgres-basebackup last succeeded {{ $value | humanizeDuration }} ago (schedule " + pg.archive.schedule + ").",
+        "kubectl logs job/<last postgres-basebackup job>: TLS to the members (port 8432), the object store, or the stanza; run one now with kubectl create job --from=cronjob/postgres-basebackup.",
+      ),
+    );
+  }
+  return out;
 }
