@@ -101,7 +101,7 @@ for (const stack of ["staging", "prod"] as const) {
       expect(c.lifecycle.preStop.exec.command).to.deep.equal(["python3", "/etc/patroni/pre-stop.py"]);
       expect(podSpec(sts(ev, "postgres")).terminationGracePeriodSeconds).to.be.at.least(60 + 30);
       const pre = findObject(ev, "ConfigMap", "postgres-patroni").data["pre-stop.py"];
-      expect(pre).to.include('call("/switchover", {"leader": name})').and.include('("master", "primary")');
+      expect(pre).to.include('call("/switchover", {"leader": name})').and.include('("master", "primary")').and.include('os.environ.get("PATRONI_NAME")');
     });
 
     it(`patroni.yml: the Kubernetes API as DCS on the StatefulSet's own labels, the leader lock in the client Service's Endpoints, ttl ${pg.patroni.ttl} / loop_wait ${pg.patroni.loopWait} / retry_timeout ${pg.patroni.retryTimeout}, synchronous ${pg.synchronous}`, async () => {

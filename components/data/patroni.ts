@@ -264,18 +264,30 @@ def main():
         return 0
     if me.get("role") not in ("master", "primary"):
         return 0
-    name = me["patroni"]["name"]
+    # The pod's name, which Patroni uses as the member's (older Patroni does not report it on /patroni).
+    name = os.environ.get("PATRONI_NAME") or me.get("patroni", {}).get("name")
     members = json.loads(call("/cluster")[1]).get("members", [])
     healthy = [m["name"] for m in members if m["name"] != name and m.get("role") in ("replica", "sync_standby") and m.get("state") in ("running", "streaming")]
     if not healthy:
         print("pre-stop: leader %s has no healthy replica: stopping without a switchover" % name, flush=True)
         return 0
-    try:
-        status, text = call("/switchover", {"leader": name})
-        print("pre-stop: switchover from %s: %s %s" % (name, status, text.strip()), flush=True)
-    except Exception as e:
-        print("pre-stop: switchover from %s failed (%s): stopping" % (name, e), flush=True)
-        return 0
+    while True:
+        try:
+            status, text = call("/switchover", {"leader": name})
+            print("pre-stop: switchover from %s: %s %s" % (name, status, text.strip()), flush=True)
+            break
+        except urllib.error.HTTPError as e:
+            reason = e.read().decode().strip()
+            # 412: not possible yet, e.g. a replica that has just restarted is not the synchronous standby yet.
+            if e.code == 412 and time.monotonic() + 2 < DEADLINE:
+                print("pre-stop: switchover not possible yet (%s); retrying" % reason, flush=True)
+                time.sleep(2)
+                continue
+            print("pre-stop: switchover from %s failed (%s %s): stopping" % (name, e.code, reason), flush=True)
+            return 0
+        except Exception as e:
+            print("pre-stop: switchover from %s failed (%s): stopping" % (name, e), flush=True)
+            return 0
     while time.monotonic() < DEADLINE:
         try:
             if json.loads(call("/patroni")[1]).get("role") not in ("master", "primary"):
