@@ -60,6 +60,11 @@ describe("postgres: the mode follows the settings", () => {
     // One member: nothing to spread, no budget that would block every drain.
     expect(podSpec(sts(ev, "postgres")).affinity).to.equal(undefined);
     expect(objectsOfKind(ev, "PodDisruptionBudget").map((p) => p.metadata.name)).to.not.include("postgres");
+    // No replica, no replication alert; the leader and the archive are still watched.
+    const alerts = alertGroups(configOf(ev, { monitoring: { enabled: true }, postgres: { exporter: { enabled: true } } })).flatMap((g) => g.rules.map((r) => r.alert));
+    expect(alerts).to.include.members(["PostgresNoLeader", "PostgresWalArchivingFailing", "PostgresBaseBackupTooOld"]);
+    expect(alerts).to.not.include.members(["PostgresReplicationLagHigh"]);
+    expect(alerts).to.not.include("PostgresReplicasMissing");
   });
 });
 

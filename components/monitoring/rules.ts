@@ -236,6 +236,9 @@ function postgresHaAlerts(cfg: PlatformConfig, app: string): Alert[] {
         "{{ $value }} members report they are not in recovery; only the one holding Patroni's lock gets client traffic (the postgres Service).",
         "patronictl list: the member without the leader lock must be demoted by Patroni; if it stays primary, stop it (kubectl delete pod) and let it rejoin.",
       ),
+    );
+    // Replication alerts only where there are replicas (one member with WAL archiving has none).
+    if (pg.replicas > 1) out.push(
       alert(
         "PostgresReplicationLagHigh",
         `max by (application_name) (pg_stat_replication_pg_wal_lsn_diff{${app}}) > ${t.postgresReplicationLagBytes}`,
@@ -254,6 +257,8 @@ function postgresHaAlerts(cfg: PlatformConfig, app: string): Alert[] {
         `{{ $value }} of ${pg.replicas - 1} replicas are connected${pg.synchronous === "strict" ? "; with none, writes stop (synchronous: strict)" : pg.synchronous === "on" ? "; with none, commits are no longer confirmed by a standby" : ""}.`,
         "kubectl get pods -l app.kubernetes.io/name=postgres; patronictl list; a replica that cannot catch up is rebuilt with patronictl reinit.",
       ),
+    );
+    out.push(
       alert(
         "PostgresFailover",
         `max by (pod) (changes(pg_replication_is_replica{${app}}[10m])) > 0`,

@@ -143,4 +143,18 @@ describe(`patroni-import: ${versionOf(cfg.postgres.image).split("\n")[0]}`, () =
     expect(lost).to.deep.equal([]);
     expect(gap).to.be.below(cfg.postgres.patroni.loopWait);
   });
+
+  it("a rotated password reaches the running leader through the Secret's volume (patroni-sync), without a restart", async () => {
+    // The new leader (postgres-1 since the switchover); the kubelet rewrites the Secret's files in place.
+    expect(leads(await patroniState(replica))).to.equal(true);
+    const old = secretData(patroni, "postgres-credentials").APP_DB_PASSWORD;
+    const rotated = "rotated0" + old.slice(8);
+    const file = path.join(ctx.sb.dir, "pods", "postgres-1", "volumes", "credentials", "APP_DB_PASSWORD");
+    fs.writeFileSync(file, rotated);
+    const started = Date.now();
+    await waitFor("the rotated password to log in", async () => (await psql(replica, rotated, "SELECT 1")).code === 0, 60_000, 500);
+    expect((await psql(replica, old, "SELECT 1")).code).to.not.equal(0);
+    expect(replica.containers["patroni-sync"].log.join("\n")).to.match(/role passwords match the Secret/);
+    console.log(`      measured: rotated password in effect ${((Date.now() - started) / 1000).toFixed(1)} s after the Secret's file changed`);
+  });
 });
