@@ -155,7 +155,7 @@ for (const stack of ["staging", "prod"] as const) {
       expect(objectsOfKind(ev, "ClusterRole").concat(objectsOfKind(ev, "ClusterRoleBinding"))).to.deep.equal([]);
       const role = findObject(ev, "Role", "postgres-patroni", ns);
       expect(role.rules).to.deep.equal([
-        { apiGroups: [""], resources: ["endpoints"], verbs: ["get", "list", "watch", "create", "update", "patch", "delete"] },
+        { apiGroups: [""], resources: ["endpoints"], verbs: ["get", "list", "watch", "create", "update", "patch"] },
         { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch", "update", "patch"] },
       ]);
       const binding = findObject(ev, "RoleBinding", "postgres-patroni", ns);

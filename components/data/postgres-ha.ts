@@ -74,9 +74,10 @@ export const RUNTIME_LABELS = "platform/runtime-labels";
 /**
  * What Patroni may do with its token, and nothing more: the leader lock, the config and the sync
  * state are Endpoints annotations (use_endpoints), and each member labels its own Pod with its role.
+ * No delete: only `patronictl remove` deletes Patroni's Endpoints, an operator's action.
  */
 export const PATRONI_RULES = [
-  { apiGroups: [""], resources: ["endpoints"], verbs: ["get", "list", "watch", "create", "update", "patch", "delete"] },
+  { apiGroups: [""], resources: ["endpoints"], verbs: ["get", "list", "watch", "create", "update", "patch"] },
   { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch", "update", "patch"] },
 ];
 
