@@ -22,7 +22,7 @@ import { checksum, httpProbe, restrictedContainer, restrictedPod, scratchVolume,
 import { PORTS, serviceHost } from "../lib/ports";
 import type { SecretRef } from "../secrets";
 import type { StoreComponentArgs } from "./common";
-import { requireKeys } from "./common";
+import { postgresExporter, requireKeys } from "./common";
 import {
   CREDENTIALS_DIR,
   PATRONI_DATA_DIR,
@@ -44,7 +44,6 @@ import {
 } from "./patroni";
 import type { PatroniContext } from "./patroni";
 import { PGBACKREST_CLIENT_CN, PGBACKREST_CONFIG_DIR, PGBACKREST_TLS_DIR, TLS_FILES, baseBackupScript, memberConf, repoHostConf } from "./pgbackrest";
-import { postgresExporter } from "./postgres";
 import { createStore, scratch } from "./store";
 import type { StoreObjects } from "./store";
 

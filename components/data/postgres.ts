@@ -17,7 +17,7 @@ import { PORTS } from "../lib/ports";
 import type { SecretRef } from "../secrets";
 import { createBackup, createImport } from "./backup";
 import type { StoreComponentArgs } from "./common";
-import { requireKeys, storeHost } from "./common";
+import { postgresExporter, requireKeys, storeHost } from "./common";
 import { createPatroniCluster } from "./postgres-ha";
 import { createStore, scratch } from "./store";
 import type { StoreObjects } from "./store";
@@ -196,16 +196,4 @@ function createSingle(parent: pulumi.Resource, args: StoreComponentArgs): StoreO
     credentialsChecksum: args.credentialsChecksum,
     terminationGracePeriodSeconds: 60,
   });
-}
-
-/** postgres_exporter next to the server: over 127.0.0.1 as the superuser (every mode that runs pods). */
-export function postgresExporter(secret: pulumi.Input<string>) {
-  return {
-    env: [
-      { name: "DATA_SOURCE_URI", value: "127.0.0.1:5432/postgres?sslmode=disable" },
-      secretEnv("DATA_SOURCE_USER", secret, "POSTGRES_USER"),
-      secretEnv("DATA_SOURCE_PASS", secret, "POSTGRES_PASSWORD"),
-    ],
-    args: [`--web.listen-address=:${PORTS.postgres.metrics}`],
-  };
 }
