@@ -27,7 +27,8 @@ export function rolloutTargets(cfg: PlatformConfig): RolloutTarget[] {
     if (cfg.workers.flower.enabled) deployment("flower");
   }
   if (cfg.jaeger.enabled) deployment("jaeger");
-  for (const store of STORES) if (cfg[store].enabled) out.push({ namespace: app, kind: "statefulset", name: store });
+  // A managed Postgres (postgres.external) runs no pod to wait for.
+  for (const store of STORES) if (cfg[store].enabled && !(store === "postgres" && cfg.postgres.external)) out.push({ namespace: app, kind: "statefulset", name: store });
   if (cfg.mail.enabled) for (const name of ["postfix", "dovecot"]) out.push({ namespace: cfg.platform.mailNamespace, kind: "statefulset", name });
   return out;
 }

@@ -4,6 +4,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { PlatformConfig } from "../config/schema";
+import { PATRONI_API_USER, REPLICATION_USER } from "./data/patroni";
 import { platformLabels } from "./lib/labels";
 
 export type SecretGroup = "app" | "postgres" | "redis" | "mongo" | "flower" | "mail" | "ops";
@@ -39,6 +40,9 @@ export class GeneratedSecrets extends pulumi.ComponentResource {
     postgresUser?: string;
     postgresPassword?: pulumi.Output<string>;
     postgresSuperuserPassword?: pulumi.Output<string>;
+    /** Patroni mode: the streaming replication role's and the REST API's passwords. */
+    postgresReplicationPassword?: pulumi.Output<string>;
+    postgresApiPassword?: pulumi.Output<string>;
     redisPassword?: pulumi.Output<string>;
     /** Clients authenticate to the Sentinels with their own password (redis.sentinel.enabled). */
     redisSentinelPassword?: pulumi.Output<string>;
@@ -63,19 +67,40 @@ export class GeneratedSecrets extends pulumi.ComponentResource {
     const encryption = this.bytes("encryption-key", "app");
     const appData: Record<string, pulumi.Input<string>> = { JWT_SECRET: jwt, ENCRYPTION_KEY: encryption };
 
-    if (cfg.postgres.enabled) {
+    const managed = cfg.postgres.enabled ? cfg.postgres.external : undefined;
+    if (managed) {
+      // A managed database: its user and password are given (secret config), nothing is generated.
+      const password = pulumi.secret(args.external(managed.passwordSecret));
+      this.values.postgresUser = managed.user;
+      this.values.postgresPassword = password;
+      Object.assign(appData, { DB_USER: managed.user, DB_PASSWORD: password });
+      this.postgres = this.secret("postgres-credentials", ns, { POSTGRES_DB: managed.database, APP_DB_USER: managed.user, APP_DB_PASSWORD: password });
+    } else if (cfg.postgres.enabled) {
       const password = this.password("postgres-app", "postgres");
       const superuser = this.password("postgres-superuser", "postgres");
       this.values.postgresUser = s.postgresUser;
       this.values.postgresPassword = password;
       this.values.postgresSuperuserPassword = superuser;
       Object.assign(appData, { DB_USER: s.postgresUser, DB_PASSWORD: password });
+      // Patroni mode: the streaming replication role, and the REST API's user for switchovers and config changes.
+      const patroni: Record<string, pulumi.Input<string>> = {};
+      if (cfg.postgres.mode === "patroni") {
+        this.values.postgresReplicationPassword = this.password("postgres-replication", "postgres");
+        this.values.postgresApiPassword = this.password("postgres-patroni-api", "postgres");
+        Object.assign(patroni, {
+          REPLICATION_USER: REPLICATION_USER,
+          REPLICATION_PASSWORD: this.values.postgresReplicationPassword,
+          PATRONI_API_USER: PATRONI_API_USER,
+          PATRONI_API_PASSWORD: this.values.postgresApiPassword,
+        });
+      }
       this.postgres = this.secret("postgres-credentials", ns, {
         POSTGRES_USER: "postgres",
         POSTGRES_PASSWORD: superuser,
         POSTGRES_DB: s.postgresDatabase,
         APP_DB_USER: s.postgresUser,
         APP_DB_PASSWORD: password,
+        ...patroni,
       });
     }
     if (cfg.redis.enabled) {

@@ -7,7 +7,8 @@ import * as crypto from "crypto";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { PlatformConfig } from "../config/schema";
-import type { DependencyGraph } from "./lib/graph";
+import { postgresPeers } from "./lib/appwiring";
+import type { DependencyGraph, Peer } from "./lib/graph";
 import { labels } from "./lib/labels";
 import { restrictedContainer, restrictedPod, scratchVolume, secretEnv } from "./lib/pod";
 import { PORTS, serviceHost } from "./lib/ports";
@@ -24,6 +25,8 @@ export interface SmokeCheck {
   name: string;
   /** The graph workload (= Service name) it talks to. */
   target: string;
+  /** Graph peers of the target when it is not a workload of ours (a managed database's addresses). */
+  peers?: Peer[];
   port: number;
   image: string;
   command: string[];
@@ -49,13 +52,17 @@ export function smokeChecks(cfg: PlatformConfig): SmokeCheck[] {
     checks.push({ name: check, target: name, port, image, command: py(check, "http", `http://${serviceHost(name, ns)}:${port}${svc.probes.readiness.path}`), env: {} });
   }
   if (cfg.postgres.enabled) {
+    // The leader (or the managed database), over TLS when it is a managed one.
+    const ext = cfg.postgres.external;
+    const { peers, port } = postgresPeers(cfg);
     checks.push({
       name: "postgres",
       target: "postgres",
-      port: PORTS.postgres.sql,
+      ...(ext ? { peers } : {}),
+      port,
       image: cfg.postgres.image,
       command: sh("postgres.sh"),
-      env: { PGHOST: serviceHost("postgres", ns), PGPORT: String(PORTS.postgres.sql), PGCONNECT_TIMEOUT: "5" },
+      env: { PGHOST: ext?.host ?? serviceHost("postgres", ns), PGPORT: String(port), PGCONNECT_TIMEOUT: "5", ...(ext ? { PGSSLMODE: ext.sslmode } : {}) },
       secretEnv: { PGDATABASE: ["postgres", "POSTGRES_DB"], PGUSER: ["postgres", "APP_DB_USER"], PGPASSWORD: ["postgres", "APP_DB_PASSWORD"] },
     });
   }
@@ -98,7 +105,7 @@ export function smokeChecks(cfg: PlatformConfig): SmokeCheck[] {
 /** The smoke pod's edges: smoke -> each checked Service port, nothing else. Call before NetworkPolicies. */
 export function declareSmokeEdges(cfg: PlatformConfig, graph: DependencyGraph): void {
   if (!cfg.verify.smoke.enabled) return;
-  for (const c of smokeChecks(cfg)) graph.connect(SMOKE, c.target, [c.port], `smoke test: ${c.name}`);
+  for (const c of smokeChecks(cfg)) for (const peer of c.peers ?? [c.target]) graph.connect(SMOKE, peer, [c.port], `smoke test: ${c.name}`);
 }
 
 /** The scripts the enabled checks run: a disabled store's script is left out with its check. */

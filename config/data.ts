@@ -1,18 +1,19 @@
-// Postgres, Redis and MongoDB (issue #4). Numbers from seeds 000 (Postgres/Redis) and 002 (MongoDB).
+// Postgres, Redis and MongoDB. Numbers from seeds 000 (Postgres/Redis) and 002 (MongoDB).
 // Everything a store needs lives under its key: image, resources, storage, exporter, backup and
 // the store's own settings. Derived settings (Postgres memory, Mongo cache) come from the limits.
+// Postgres has its own module (config/postgres.ts): it replicates, the others do not yet.
 import { z } from "zod";
 import type { Environment } from "./common";
 import { image, perEnv, res, resources, storage } from "./common";
+import { cron } from "./cron";
+import type { PostgresConfig } from "./postgres";
 import { bytes } from "./quantity";
+
+export { CREDENTIAL_SYNC_RESOURCES, PATRONI_SYNC_RESOURCES, postgresDefaults, postgresSchema } from "./postgres";
+export type { PostgresConfig } from "./postgres";
 
 export const STORES = ["postgres", "redis", "mongo"] as const;
 export type StoreName = (typeof STORES)[number];
-
-/** Standard five-field cron or a @macro; CronJob would reject anything else at apply time. */
-const cron = z
-  .string()
-  .regex(/^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(\S+\s+){4}\S+)$/, "must be a cron schedule such as '15 2 * * *'");
 
 const exporterSchema = z.strictObject({
   /** Prometheus exporter sidecar in the store pod, on the named port `metrics`. */
@@ -40,13 +41,6 @@ export type BackupConfig = z.infer<typeof backupSchema>;
 /** The image's own user: volumes are written with it, and fsGroup makes them group-writable. */
 const runAsSchema = z.strictObject({ uid: z.number().int().min(1), gid: z.number().int().min(1) });
 
-/** A store without replication: one pod, because a second would be an independent, diverging copy. */
-function singleReplica(name: StoreName) {
-  return z.literal(1, {
-    error: `must be 1: replication is not built yet for ${name}, so a second replica would be an independent, diverging copy of the data`,
-  });
-}
-
 function storeSchema<T extends z.core.$ZodLooseShape, R extends z.ZodType<number>>(settings: z.ZodObject<T>, replicas: R) {
   return z.strictObject({
     enabled: z.boolean(),
@@ -66,13 +60,6 @@ function storeSchema<T extends z.core.$ZodLooseShape, R extends z.ZodType<number
     settings: settings,
   });
 }
-
-export const postgresSchema = storeSchema(
-  z.strictObject({
-    maxConnections: z.number().int().min(10).max(10000),
-  }),
-  singleReplica("postgres"),
-);
 
 /** Redis memory units as redis.conf reads them (1mb = 1024*1024 bytes). */
 const redisMemory = z.string().regex(/^\d+(kb|mb|gb)$/, "must be a Redis memory size such as 512mb");
@@ -176,7 +163,6 @@ export const mongoSchema = storeSchema(
     }),
 );
 
-export type PostgresConfig = z.infer<typeof postgresSchema>;
 export type RedisConfig = z.infer<typeof redisSchema>;
 export type MongoConfig = z.infer<typeof mongoSchema>;
 export type StoreConfig = PostgresConfig | RedisConfig | MongoConfig;
@@ -197,9 +183,6 @@ function safeBytes(q: string): number | undefined {
 }
 
 // ---------- defaults ----------
-
-/** The Postgres credential-sync sidecar (components/data/postgres.ts): a shell loop, then asleep. */
-export const CREDENTIAL_SYNC_RESOURCES = res("10m", "16Mi", "100m", "64Mi");
 
 /** The MongoDB replica-set sidecar (components/data/mongo.ts): a mongosh loop, mostly asleep. */
 export const REPLSET_SIDECAR_RESOURCES = res("10m", "96Mi", "200m", "256Mi");
@@ -225,26 +208,6 @@ export function backupDefaults(env: Environment, schedule: string, size: Record<
 
 function exporterDefaults(env: Environment, img: string, r = EXPORTER_RES): z.input<typeof exporterSchema> {
   return { enabled: env !== "dev", image: img, resources: r };
-}
-
-export function postgresDefaults(env: Environment): z.input<typeof postgresSchema> {
-  return {
-    enabled: true,
-    image: "postgres:16.4-alpine",
-    replicas: 1,
-    antiAffinity: "required",
-    resources: perEnv(env, {
-      dev: res("100m", "256Mi", "500m", "512Mi"),
-      staging: res("250m", "512Mi", "1", "2Gi"),
-      prod: res("500m", "1Gi", "2", "4Gi"),
-    }),
-    storage: { size: perEnv(env, { dev: "1Gi", staging: "5Gi", prod: "10Gi" }) },
-    // postgres:*-alpine runs as postgres (70:70).
-    runAs: { uid: 70, gid: 70 },
-    exporter: exporterDefaults(env, "quay.io/prometheuscommunity/postgres-exporter:v0.15.0"),
-    backup: backupDefaults(env, "15 2 * * *", { dev: "1Gi", staging: "10Gi", prod: "20Gi" }),
-    settings: { maxConnections: 200 },
-  };
 }
 
 export function redisDefaults(env: Environment): z.input<typeof redisSchema> {

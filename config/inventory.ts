@@ -3,6 +3,7 @@
 // accounts from this list; tests check it against the objects the tiers really register.
 import { backupContainers } from "./backups";
 import { CREDENTIAL_SYNC_RESOURCES, REPLSET_SIDECAR_RESOURCES, STORES } from "./data";
+import type { PostgresConfig } from "./postgres";
 import type { PlatformConfig } from "./schema";
 import type { Resources } from "./common";
 import { bytes, cpuMillis } from "./quantity";
@@ -64,11 +65,13 @@ export function inventory(cfg: PlatformConfig): PodGroup[] {
     // The exporter is a sidecar in the store pod; backups are CronJob pods with their own PVC.
     const exporter = s.exporter.enabled;
     const sidecars = {
-      postgres: [CREDENTIAL_SYNC_RESOURCES],
+      postgres: postgresSidecars(cfg.postgres),
       redis: cfg.redis.sentinel.enabled ? [cfg.redis.sentinel.resources] : [],
       mongo: [REPLSET_SIDECAR_RESOURCES],
     }[store];
-    groups.push({
+    // A managed Postgres runs no pod; its dump job (if any) still does.
+    const pods = !(store === "postgres" && cfg.postgres.mode === "external");
+    if (pods) groups.push({
       name: store,
       namespace: "app",
       serviceAccount: store,
@@ -82,6 +85,15 @@ export function inventory(cfg: PlatformConfig): PodGroup[] {
       // concurrencyPolicy Forbid: never more than one backup pod of a store.
       groups.push({ name: `${store}-backup`, namespace: "app", serviceAccount: "backup", maxPods: 1, surge: 0, containers: backupContainers(cfg.backups, s.backup.resources), volumes: 1 });
     }
+  }
+  const pg = cfg.postgres;
+  if (pg.enabled && pg.mode === "patroni" && pg.archive.enabled) {
+    // pgBackRest base backups (concurrencyPolicy Forbid); the repository is the object store, no volume.
+    groups.push({ name: "postgres-basebackup", namespace: "app", serviceAccount: "backup", maxPods: 1, surge: 0, containers: [pg.archive.resources], volumes: 0 });
+  }
+  if (pg.enabled && pg.import) {
+    // The one-shot import Job reads the dump from the postgres-backup claim (counted there).
+    groups.push({ name: "postgres-import", namespace: "app", serviceAccount: "backup", maxPods: 1, surge: 0, containers: [pg.backup.resources], volumes: 0 });
   }
   if (cfg.mail.enabled) {
     // StatefulSets (no surge). Postfix pods carry Rspamd, its Redis, the exporter and optionally
@@ -110,6 +122,12 @@ export function inventory(cfg: PlatformConfig): PodGroup[] {
     groups.push({ name: "smoke", namespace: "app", serviceAccount: "smoke", maxPods: 1, surge: 0, containers: [cfg.verify.smoke.resources], volumes: 0 });
   }
   return groups;
+}
+
+/** Sidecars of a Postgres pod, in container order: credential sync (single), or patroni-sync and the pgBackRest TLS server (Patroni). */
+export function postgresSidecars(pg: PostgresConfig): Resources[] {
+  if (pg.mode !== "patroni") return [CREDENTIAL_SYNC_RESOURCES];
+  return [pg.patroni.syncResources, ...(pg.archive.enabled ? [pg.archive.serverResources] : [])];
 }
 
 export interface Totals {

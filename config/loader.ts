@@ -6,7 +6,7 @@ import type { z } from "zod";
 import { ENVIRONMENTS } from "./common";
 import type { Environment } from "./common";
 import { withAppTemplates } from "./app";
-import { defaultsFor, requiredSecrets, rootSchema } from "./schema";
+import { ROOT_KEYS, defaultsFor, requiredSecrets, rootSchema } from "./schema";
 import type { PlatformConfig } from "./schema";
 
 // Internal to @pulumi/pulumi but stable: tells secret config apart without decrypting it into our tree.
@@ -69,7 +69,7 @@ export function parseConfig(raw: Record<string, unknown>, opts: ParseOptions): P
   }
 
   // Unknown top-level keys are set aside: they may be secret config typed in plain text.
-  const known = Object.keys(rootSchema.shape);
+  const known = ROOT_KEYS;
   const strays = Object.keys(raw).filter((k) => !known.includes(k));
   const plain = Object.fromEntries(Object.entries(raw).filter(([k]) => known.includes(k)));
   // New service entries and worker pools start from their kind's template (config/app.ts).

@@ -123,6 +123,8 @@ export const monitoringSchema = z.strictObject({
     backupMaxAgeHours: z.number().int().min(1),
     /** A secondary this far behind the primary alerts (a failover to it would lose that much). */
     mongoReplicationLagSeconds: z.number().int().min(1),
+    /** Bytes a streaming replica may stay behind the primary's WAL (replayed) before it alerts. */
+    postgresReplicationLagBytes: z.number().int().min(1),
   }),
 });
 export type MonitoringConfig = z.infer<typeof monitoringSchema>;
@@ -180,6 +182,8 @@ export function monitoringDefaults(env: Environment): z.input<typeof monitoringS
       certificateExpiryDays: 14,
       backupMaxAgeHours: 26,
       mongoReplicationLagSeconds: 30,
+      // Four WAL segments: a replica that far behind is not catching up.
+      postgresReplicationLagBytes: 64 * 1024 * 1024,
     },
   };
 }

@@ -1,13 +1,24 @@
 // Cluster targeting, namespaces, quotas and generated-secret settings.
 import { z } from "zod";
 import type { Environment } from "./common";
-import { cpu, dnsLabel, memory, perEnv } from "./common";
+import { cidr, cpu, dnsLabel, memory, perEnv, port } from "./common";
 
 export const clusterSchema = z.strictObject({
   /** kubeconfig context; required outside dev so a prod stack can never land on a laptop cluster. */
   context: z.string().min(1).optional(),
   /** Path to a kubeconfig file; defaults to $KUBECONFIG or ~/.kube/config. */
   kubeconfig: z.string().min(1).optional(),
+  /**
+   * The Kubernetes API server as pods reach it, after the `kubernetes` Service's address is
+   * translated: its endpoint addresses (`kubectl get endpoints kubernetes -n default`) and ports.
+   * Only pods that talk to the API get egress to it (Patroni, which keeps its leader lock there).
+   */
+  apiServer: z
+    .strictObject({
+      cidrs: z.array(cidr).min(1, "must list the API server's endpoint addresses (kubectl get endpoints kubernetes -n default)"),
+      ports: z.array(port).min(1).default([443, 6443]),
+    })
+    .optional(),
 });
 
 export const platformSchema = z.strictObject({

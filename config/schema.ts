@@ -8,6 +8,7 @@ import type { Dependency } from "./dependencies";
 import { servicesDefaults, servicesSchema } from "./app";
 import { workersDefaults, workersSchema } from "./workers";
 import { dataCrossTierIssues, mongoDefaults, mongoSchema, postgresDefaults, postgresSchema, redisDefaults, redisSchema } from "./data";
+import { postgresIssues, resolvePostgres } from "./postgres";
 import { mailDefaults, mailSchema } from "./mail";
 import { edgeDefaults, edgeSchema, jaegerDefaults, jaegerSchema, monitoringDefaults, monitoringSchema } from "./observability";
 import { clusterDefaults, clusterSchema, platformDefaults, platformSchema, secretsDefaults, secretsSchema } from "./platform";
@@ -16,33 +17,39 @@ import { verifyDefaults, verifySchema } from "./verify";
 /** Secret config keys (`pulumi config set --secret <key>`) a user may bring; never generated. */
 export const externalSecretKey = z.string().regex(/^[a-z][A-Za-z0-9]*$/, "must be a camelCase config key");
 
-export const rootSchema = z
-  .strictObject({
-    environment: z.enum(ENVIRONMENTS),
-    cluster: clusterSchema,
-    platform: platformSchema,
-    secrets: secretsSchema.extend({
-      /**
-       * Credentials that cannot be generated (seed 001's third-party API keys): env var name ->
-       * secret config key. Required as soon as they are listed; exposed to the services as a Secret.
-       */
-      external: z.record(z.string().regex(/^[A-Z][A-Z0-9_]*$/, "must be an env var name"), externalSecretKey),
-    }),
-    services: servicesSchema,
-    workers: workersSchema,
-    postgres: postgresSchema,
-    redis: redisSchema,
-    mongo: mongoSchema,
-    mail: mailSchema,
-    jaeger: jaegerSchema,
-    edge: edgeSchema,
-    monitoring: monitoringSchema,
-    verify: verifySchema,
-    backups: backupsSchema,
-  })
+const rootObject = z.strictObject({
+  environment: z.enum(ENVIRONMENTS),
+  cluster: clusterSchema,
+  platform: platformSchema,
+  secrets: secretsSchema.extend({
+    /**
+     * Credentials that cannot be generated (seed 001's third-party API keys): env var name ->
+     * secret config key. Required as soon as they are listed; exposed to the services as a Secret.
+     */
+    external: z.record(z.string().regex(/^[A-Z][A-Z0-9_]*$/, "must be an env var name"), externalSecretKey),
+  }),
+  services: servicesSchema,
+  workers: workersSchema,
+  postgres: postgresSchema,
+  redis: redisSchema,
+  mongo: mongoSchema,
+  mail: mailSchema,
+  jaeger: jaegerSchema,
+  edge: edgeSchema,
+  monitoring: monitoringSchema,
+  verify: verifySchema,
+  backups: backupsSchema,
+});
+
+/** The top-level keys a stack may set. */
+export const ROOT_KEYS = Object.keys(rootObject.shape);
+
+export const rootSchema = rootObject
   .superRefine((cfg, ctx) => {
     // A tier that needs a store cannot run while the store is off (config/data.ts).
     for (const issue of dataCrossTierIssues(cfg)) ctx.addIssue({ code: "custom", ...issue });
+    // Postgres settings that contradict each other, the object store or the cluster settings.
+    for (const issue of postgresIssues(cfg)) ctx.addIssue({ code: "custom", ...issue });
     // Staging and prod must say which cluster they deploy to.
     if (cfg.environment !== "dev" && !cfg.cluster.context) {
       ctx.addIssue({
@@ -80,7 +87,9 @@ export const rootSchema = z
     } else if (cfg.workers.enabled && cfg.workers.dependsOn && !cfg.workers.dependsOn.includes("redis")) {
       ctx.addIssue({ code: "custom", path: ["workers", "dependsOn"], message: "must include redis (the Celery broker)" });
     }
-  });
+  })
+  // Defaults that depend on other settings (Postgres' mode), filled in once everything is valid.
+  .transform((cfg) => ({ ...cfg, postgres: resolvePostgres(cfg.postgres, cfg.environment, cfg.backups.objectStore !== undefined) }));
 
 export type PlatformConfig = z.infer<typeof rootSchema>;
 export type RawConfig = z.input<typeof rootSchema>;
@@ -96,6 +105,8 @@ export function requiredSecrets(cfg: PlatformConfig): Map<string, string> {
   if (cfg.mail.enabled && cfg.mail.relay?.username) wanted.set("smtpRelayPassword", "mail.relay.username");
   const spanStore = cfg.jaeger.enabled ? cfg.jaeger.storage.external : undefined;
   if (spanStore?.passwordSecret) wanted.set(spanStore.passwordSecret, "jaeger.storage.external.passwordSecret");
+  const pgExternal = cfg.postgres.enabled ? cfg.postgres.external : undefined;
+  if (pgExternal) wanted.set(pgExternal.passwordSecret, "postgres.external.passwordSecret");
   const objectStore = cfg.backups.objectStore;
   if (objectStore) {
     wanted.set(objectStore.accessKeyIdSecret, "backups.objectStore.accessKeyIdSecret");

@@ -428,7 +428,10 @@ export function referenceFindings(objects: K8sObject[]): Finding[] {
       }
     }
     if (o.kind === "Service" && o.spec?.selector) {
-      const pods = objects.filter((w) => w.metadata?.namespace === ns).flatMap((w) => podSpecs(w).filter((p) => matches(o.spec.selector, p.labels)));
+      // Labels the pods get at run time (Patroni's role label) are not in the template; the rest must match.
+      const runtime = String(o.metadata?.annotations?.["platform/runtime-labels"] ?? "").split(",").filter(Boolean);
+      const selector = Object.fromEntries(Object.entries(o.spec.selector as Record<string, string>).filter(([k]) => !runtime.includes(k)));
+      const pods = objects.filter((w) => w.metadata?.namespace === ns).flatMap((w) => podSpecs(w).filter((p) => matches(selector, p.labels)));
       if (pods.length === 0) problem("selector matches no pod template");
       for (const p of o.spec.ports ?? []) {
         if (typeof p.targetPort !== "string") continue;

@@ -69,7 +69,8 @@ describe("configuration", () => {
     ["prod", "an image without a tag", set("redis.image", "redis"), "redis.image", /must pin a tag or digest/],
     ["prod", "prod without a kube context", (r) => delete r.cluster, "cluster.context", /is required for the prod environment/],
     ["staging", "staging without a kube context", (r) => delete r.cluster, "cluster.context", /is required for the staging environment/],
-    ["prod", "postgres replicas 2", set("postgres.replicas", 2), "postgres.replicas", /replication is not built yet/],
+    ["prod", "postgres replicas 8", set("postgres.replicas", 8), "postgres.replicas", /<=7|7/],
+    ["prod", "redis replicas 2", set("redis.replicas", 2), "redis.replicas", /must be at least 3 while sentinel\.enabled is true/],
     ["prod", "a malformed storage size", set("postgres.storage.size", "10GB"), "postgres.storage.size", /storage size/],
     ["prod", "an unknown storage setting", set("mongo.storage.iops", 3000), "mongo.storage.iops", /unknown key/],
     ["prod", "a CPU request above its limit", set("services.api.resources.requests.cpu", "3"), "services.api.resources.requests.cpu", /must not exceed limits.cpu \(2\)/],
@@ -104,10 +105,10 @@ describe("configuration", () => {
   it("reports every problem at once", () => {
     const problems = problemsOf("prod", (r) => {
       set("services.api.hpa.maxReplicas", 1)(r);
-      set("postgres.replicas", 2)(r);
+      set("redis.replicas", 2)(r);
       set("services.api.replcias", 3)(r);
     });
-    expect(problems.map((p) => p.split(":")[0])).to.include.members(["services.api.hpa.maxReplicas", "postgres.replicas", "services.api.replcias"]);
+    expect(problems.map((p) => p.split(":")[0])).to.include.members(["services.api.hpa.maxReplicas", "redis.replicas", "services.api.replcias"]);
   });
 
   it("refuses secret config nothing asked for, and plain-text values for secret keys", () => {

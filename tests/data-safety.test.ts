@@ -19,7 +19,7 @@ const SENTINEL_KEYS = [
 ];
 import { REQUESTED_STORAGE } from "../components/data/store";
 import { PORTS, serviceHost } from "../components/lib/ports";
-import { STORE_UIDS, envOf, sts } from "./data-helpers";
+import { envOf, storeUids, sts } from "./data-helpers";
 import { STACKS, evaluate, evaluateStack, findObject, objectsOfKind, ok, recordOf, configOf, container, podSpec, rejection } from "./harness";
 import type { Evaluation } from "./harness";
 
@@ -86,7 +86,7 @@ describe("data tier: safety", () => {
           const members = Array.from({ length: cfg.mongo.replicas }, (_, i) => `mongo-${i}.mongo-headless.${ns}.svc.cluster.local:27017`);
           expect(env[HOST_ENV[store]]).to.equal(store === "mongo" ? `${cfg.mongo.settings.replicaSetName}/${members.join(",")}` : findObject(ev, "Service", store, ns).metadata.name);
           // Restricted Pod Security.
-          expect(pod.securityContext).to.include({ runAsNonRoot: true, runAsUser: STORE_UIDS[store].uid, fsGroup: STORE_UIDS[store].gid });
+          expect(pod.securityContext).to.include({ runAsNonRoot: true, runAsUser: storeUids(cfg, store).uid, fsGroup: storeUids(cfg, store).gid });
           expect(c.securityContext).to.deep.include({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } });
           expect(pod.automountServiceAccountToken).to.equal(false);
           // Its own retained PVC.
@@ -182,7 +182,7 @@ describe("data tier: safety", () => {
 
   describe("refused configurations", () => {
     const cases: [string, Record<string, unknown>, RegExp][] = [
-      ["replicas 2", { "postgres.replicas": 2 }, /postgres\.replicas: must be 1: replication is not built yet/],
+      ["MongoDB replicas 2", { "mongo.replicas": 2 }, /mongo\.replicas: must be 1, 3, 5 or 7/],
       ["backup retention 0", { "redis.backup.retention": 0 }, /redis\.backup\.retention: must be >= 1/],
       ["a malformed storage size", { "mongo.storage.size": "100GB" }, /mongo\.storage\.size: must be a storage size such as 10Gi, got "100GB"/],
       ["an unknown storage setting", { "postgres.storage.class": "fast-ssd" }, /postgres\.storage\.class: unknown key/],

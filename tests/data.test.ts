@@ -7,7 +7,7 @@ import { selectorLabels } from "../components/lib/labels";
 import { PORTS } from "../components/lib/ports";
 import { DATA_VOLUME } from "../components/data/store";
 import { PGDATA } from "../components/data/postgres";
-import { STORE_UIDS, envOf, probeCommand, sts } from "./data-helpers";
+import { envOf, probeCommand, storeUids, sts } from "./data-helpers";
 import { STACKS, evaluateStack, findObject, objectsOfKind, ok, configOf, container, podSpec } from "./harness";
 
 const CLIENT_PORT = { postgres: PORTS.postgres.sql, redis: PORTS.redis.redis, mongo: PORTS.mongo.mongo } as const;
@@ -61,12 +61,17 @@ describe("data tier: stores", () => {
 
       for (const store of STORES) {
         const s = cfg[store];
-        it(`${store}: pinned official image, ${s.replicas} replica(s), headless + client Services`, async () => {
+        // Postgres runs Patroni where it replicates (staging, prod): its image and client Service differ.
+        const patroni = store === "postgres" && cfg.postgres.mode === "patroni";
+        it(`${store}: pinned ${patroni ? "Percona (Patroni) image" : "official image"}, ${s.replicas} replica(s), headless + client Services`, async () => {
           const ev = ok(await evaluateStack(stack));
           const set = sts(ev, store);
           expect(set.metadata.namespace).to.equal(ns);
-          expect(container(set, store).image).to.equal(s.image).and.match(new RegExp(`^${store}:\\d+\\.\\d+(\\.\\d+)?(-alpine)?$`));
+          const official = new RegExp(`^${store}:\\d+\\.\\d+(\\.\\d+)?(-alpine)?$`);
+          expect(container(set, store).image).to.equal(s.image).and.match(patroni ? /^percona\/percona-distribution-postgresql:16\.\d+-\d+$/ : official);
           expect(set.spec.replicas).to.equal(s.replicas);
+          // Replicated where production needs it: Postgres 1/2/3 (Patroni), Redis and MongoDB 1/3/3.
+          expect(s.replicas).to.equal(store === "postgres" ? { dev: 1, staging: 2, prod: 3 }[stack] : { dev: 1, staging: 3, prod: 3 }[stack]);
           const selector = selectorLabels(cfg, { name: store, component: store });
           expect(set.spec.selector.matchLabels).to.deep.equal(selector);
           expect(set.spec.template.metadata.labels).to.include(selector);
@@ -75,11 +80,17 @@ describe("data tier: stores", () => {
           expect(headless.spec.clusterIP).to.equal("None");
           expect(headless.spec.selector).to.deep.equal(selector);
           const client = findObject(ev, "Service", store, ns);
-          expect(client.spec.selector).to.deep.equal(selector);
           const port = client.spec.ports.find((p: { port: number }) => p.port === CLIENT_PORT[store]);
           expect(port, "client port").to.exist;
-          const containerPorts = container(set, store).ports.map((p: { name: string }) => p.name);
-          expect(containerPorts).to.include(port.targetPort);
+          const containerPorts = container(set, store).ports;
+          if (patroni) {
+            // No selector: Patroni writes the leader's address into the Service's Endpoints.
+            expect(client.spec.selector).to.equal(undefined);
+            expect(containerPorts.map((p: { containerPort: number }) => p.containerPort)).to.include(port.targetPort);
+          } else {
+            expect(client.spec.selector).to.deep.equal(selector);
+            expect(containerPorts.map((p: { name: string }) => p.name)).to.include(port.targetPort);
+          }
         });
 
         it(`${store}: data volume ${s.storage.size} on ${s.storage.storageClass ?? "the default class"}, retained on delete and scale-down`, async () => {
@@ -96,7 +107,8 @@ describe("data tier: stores", () => {
         it(`${store}: restricted Pod Security as the image's own uid, resources from config`, async () => {
           const set = sts(ok(await evaluateStack(stack)), store);
           const pod = podSpec(set);
-          expect(pod.securityContext).to.include({ runAsNonRoot: true, runAsUser: STORE_UIDS[store].uid, runAsGroup: STORE_UIDS[store].gid, fsGroup: STORE_UIDS[store].gid });
+          const ids = storeUids(cfg, store);
+          expect(pod.securityContext).to.include({ runAsNonRoot: true, runAsUser: ids.uid, runAsGroup: ids.gid, fsGroup: ids.gid });
           expect(pod.securityContext.seccompProfile.type).to.equal("RuntimeDefault");
           expect(pod.automountServiceAccountToken).to.equal(false);
           expect(pod.serviceAccountName).to.equal(store);
@@ -126,13 +138,16 @@ describe("data tier: stores", () => {
           expect(exporter.ports).to.deep.equal([{ name: "metrics", containerPort: PORTS[store].metrics, protocol: "TCP" }]);
           expect(exporter.resources).to.deep.equal(s.exporter.resources);
           expect(group.metricsPort).to.equal(PORTS[store].metrics);
-          expect(client.spec.ports).to.deep.include({ name: "metrics", port: PORTS[store].metrics, targetPort: "metrics", protocol: "TCP" });
+          // Patroni's client Service reaches the leader only: every member is scraped through the headless one.
+          const scraped = patroni ? findObject(ev, "Service", `${store}-headless`, ns) : client;
+          expect(scraped.spec.ports).to.deep.include({ name: "metrics", port: PORTS[store].metrics, targetPort: "metrics", protocol: "TCP" });
           // Exporter credentials only through secretKeyRef.
           for (const v of Object.values(envOf(exporter))) if (typeof v !== "string") expect(v.secret).to.equal(`${store}-credentials`);
         });
       }
 
-      it("postgres: pg_isready probes, max_connections and memory settings from the limit, app user by init script", async () => {
+      // The single-pod mode (dev); the Patroni mode has its own tests (tests/postgres-ha.test.ts).
+      if (cfg.postgres.mode === "single") it("postgres: pg_isready probes, max_connections and memory settings from the limit, app user by init script", async () => {
         const ev = ok(await evaluateStack(stack));
         const pg = container(sts(ev, "postgres"), "postgres");
         for (const probe of [pg.readinessProbe, pg.livenessProbe, pg.startupProbe]) expect(probeCommand(probe)).to.match(/pg_isready -h 127\.0\.0\.1 -p 5432/);

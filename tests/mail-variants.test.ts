@@ -310,7 +310,7 @@ describe("mail helpers", () => {
   });
 
   it("relays without credentials when no relay user is set (no secret asked for)", () => {
-    const cfg = parseConfig({ environment: "prod", cluster: { context: "prod" }, services: { api: { image: "registry.example.com/email-api:1.0.0" } }, workers: { image: "registry.example.com/email-worker:1.0.0" }, mail: { domain: "example.org", hostname: "mx1.example.org", relay: { host: "relay.example.net", port: 25 } } }, { stack: "prod" });
+    const cfg = parseConfig({ environment: "prod", cluster: { context: "prod", apiServer: { cidrs: ["10.0.0.2/32"] } }, services: { api: { image: "registry.example.com/email-api:1.0.0" } }, workers: { image: "registry.example.com/email-worker:1.0.0" }, mail: { domain: "example.org", hostname: "mx1.example.org", relay: { host: "relay.example.net", port: 25 } } }, { stack: "prod" });
     const main = postconf(mainCf(mailModel(cfg)));
     expect(main.relayhost).to.equal("[relay.example.net]:25");
     expect(main.myhostname).to.equal("mx1.example.org");

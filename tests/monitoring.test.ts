@@ -29,7 +29,15 @@ const EXPORTED_METRICS: Record<string, string[]> = {
     "kube_pod_container_status_ready",
     "kube_cronjob_created",
   ],
-  postgres_exporter: ["pg_stat_activity_count", "pg_settings_max_connections"],
+  // v0.15.0: pg_replication (collector), pg_stat_replication and pg_stat_archiver (builtin metric maps).
+  postgres_exporter: [
+    "pg_stat_activity_count",
+    "pg_settings_max_connections",
+    "pg_replication_is_replica",
+    "pg_stat_replication_pg_wal_lsn_diff",
+    "pg_stat_archiver_failed_count",
+    "pg_stat_archiver_archived_count",
+  ],
   // redis_key_size: the Celery queue lists the exporter is told to check (REDIS_EXPORTER_CHECK_SINGLE_KEYS).
   // redis_instance_info{role}, redis_master_link_up (replicas) and redis_connected_slaves: exporter/info.go in v1.63.0.
   redis_exporter: ["redis_memory_used_bytes", "redis_memory_max_bytes", "redis_key_size", "redis_instance_info", "redis_master_link_up", "redis_connected_slaves"],
@@ -68,6 +76,12 @@ const ISSUE_ALERTS = [
   "RedisReplicationBroken",
   "MongoNoPrimary",
   "MongoReplicationLag",
+  // Replicated Postgres (staging and prod run Patroni); the archive alerts need backups.objectStore.
+  "PostgresNoLeader",
+  "PostgresMultiplePrimaries",
+  "PostgresReplicationLagHigh",
+  "PostgresReplicasMissing",
+  "PostgresFailover",
 ];
 
 describe("monitoring", () => {
@@ -111,7 +125,7 @@ describe("monitoring", () => {
           const ns = sm.spec.namespaceSelector.matchNames;
           // Selected Services with a port of the endpoint's name (a headless twin without one is not scraped).
           const targets = services.filter(
-            (s) => ns.includes(s.metadata.namespace) && matchesSelector(s.metadata.labels ?? {}, sm.spec.selector) && s.spec.ports.some((p: { name: string }) => p.name === "metrics"),
+            (s) => ns.includes(s.metadata.namespace) && matchesSelector(s.metadata.labels ?? {}, sm.spec.selector) && (s.spec.ports ?? []).some((p: { name: string }) => p.name === "metrics"),
           );
           expect(targets, `ServiceMonitor ${sm.metadata.name} selects no Service`).to.have.length(1);
           const group = scraped.find((g) => g.name === sm.metadata.name)!;
@@ -130,7 +144,7 @@ describe("monitoring", () => {
           await validateObject(sm);
         }
         // Conversely, every Service that exposes a metrics port is scraped (a tier that forgot metricsPort shows here).
-        for (const svc of services.filter((s) => s.spec.ports.some((p: { name: string }) => p.name === "metrics"))) {
+        for (const svc of services.filter((s) => (s.spec.ports ?? []).some((p: { name: string }) => p.name === "metrics"))) {
           const by = monitors.filter((sm) => sm.spec.namespaceSelector.matchNames.includes(svc.metadata.namespace) && matchesSelector(svc.metadata.labels ?? {}, sm.spec.selector));
           expect(by, `Service ${svc.metadata.name} has a metrics port but no ServiceMonitor`).to.have.length(1);
         }

@@ -241,10 +241,13 @@ export function endpointsOf(ev: Evaluation, graph: GraphData, external: { namesp
   // A fixed range the graph names (a load balancer subnet, LB client ranges): one client inside it.
   for (const p of graph.edges.flatMap((e) => [e.from, e.to])) {
     if (typeof p === "string" || p.kind !== "cidr" || endpoints.some((e) => e.id === cidrId(p.name))) continue;
-    const [base] = p.cidr.split("/");
-    const octets = base.split(".").map(Number);
-    octets[3] = Math.min(254, octets[3] + 7);
-    endpoints.push({ id: cidrId(p.name), namespaceLabels: {}, labels: {}, ip: octets.join("."), ports: [], managed: false });
+    // An address inside the range: a few hosts in where there is room, the address itself for a /32.
+    const [base, bits] = p.cidr.split("/");
+    const size = 2 ** (32 - Number(bits));
+    const offset = size > 8 ? 7 : size > 2 ? 1 : 0;
+    const n = base.split(".").reduce((a, o) => a * 256 + Number(o), 0) + offset;
+    const ip = [24, 16, 8, 0].map((shift) => Math.floor(n / 2 ** shift) % 256).join(".");
+    endpoints.push({ id: cidrId(p.name), namespaceLabels: {}, labels: {}, ip, ports: [], managed: false });
   }
   return endpoints;
 }

@@ -5,11 +5,13 @@
 // runs as an init container, an upload container (rclone) copies and prunes the remote copies,
 // and any failure fails the Job, so the CronJob's last successful time stops advancing and the
 // backup-age alert fires.
+import * as crypto from "crypto";
 import * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
 import type { ObjectStoreConfig } from "../../config/backups";
 import type { BackupConfig } from "../../config/data";
 import type { Resources } from "../../config/common";
+import type { PostgresConfig } from "../../config/postgres";
 import type { PlatformConfig } from "../../config/schema";
 import type { DependencyGraph } from "../lib/graph";
 import { labels } from "../lib/labels";
@@ -248,4 +250,85 @@ export function createBackup(parent: pulumi.Resource, a: BackupArgs): BackupObje
     { parent },
   );
   return { cronJob, volume };
+}
+
+/**
+ * The one-shot import (postgres.import): restores a dump the backup job wrote into the database of
+ * a new cluster, as the application role, in one transaction, and only into an empty database.
+ * This is how a single-pod stack moves to the replicated one without carrying the old data
+ * directory over (the official alpine image's musl collations differ from glibc's: a physical copy
+ * would leave text indexes in the wrong order). The script waits until the new leader accepts the
+ * application role, so the Job can start with the StatefulSet.
+ */
+export function importScript(dump: string): string {
+  return [
+    "set -eu",
+    dump === "latest" ? `FILE="$(ls -1 ${BACKUP_DIR}/postgres-*.dump 2>/dev/null | sort | tail -n 1)"` : `FILE="${BACKUP_DIR}/${dump}"`,
+    `[ -n "$FILE" ] && [ -f "$FILE" ] || { echo "import: no dump ${dump} in ${BACKUP_DIR}" >&2; exit 1; }`,
+    'until psql -XAtq -c "SELECT 1" > /dev/null 2>&1; do echo "import: waiting for the leader to accept $PGUSER"; sleep 5; done',
+    `n="$(psql -XAtq -c "SELECT count(*) FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace WHERE s.nspname NOT IN ('pg_catalog', 'information_schema') AND s.nspname NOT LIKE 'pg_toast%'")"`,
+    '[ "$n" = 0 ] || { echo "import: database $PGDATABASE is not empty ($n relations); nothing imported" >&2; exit 1; }',
+    'pg_restore --no-owner --no-privileges --exit-on-error --single-transaction --dbname="$PGDATABASE" "$FILE"',
+    'echo "import: $FILE restored into $PGDATABASE"',
+  ].join("\n");
+}
+
+export interface ImportArgs {
+  cfg: PlatformConfig;
+  pg: PostgresConfig;
+  namespace: pulumi.Input<string>;
+  serviceAccount: pulumi.Input<string>;
+  /** Connection settings (the leader Service, the application role). */
+  env: k8s.types.input.core.v1.EnvVar[];
+  /** The backup job's claim. */
+  volume: k8s.core.v1.PersistentVolumeClaim;
+  dependsOn: pulumi.Resource[];
+}
+
+/** The import Job, named after what it imports: a new dump is a new Job; the same config keeps the finished one. */
+export function createImport(parent: pulumi.Resource, a: ImportArgs): k8s.batch.v1.Job {
+  const { cfg, pg } = a;
+  const dump = pg.import?.dump;
+  if (!dump) throw new Error("createImport: postgres.import is not set");
+  const script = importScript(dump);
+  const name = `postgres-import-${crypto.createHash("sha256").update(script).digest("hex").slice(0, 8)}`;
+  const id = { name: "postgres-import", component: "backup", image: pg.image };
+  const deadline = pg.backup.activeDeadlineSeconds;
+  return new k8s.batch.v1.Job(
+    name,
+    {
+      metadata: { name, namespace: a.namespace, labels: labels(cfg, { name: "postgres-import", component: "backup" }) },
+      spec: {
+        backoffLimit: 0,
+        activeDeadlineSeconds: deadline,
+        template: {
+          metadata: { labels: labels(cfg, id) },
+          spec: {
+            serviceAccountName: a.serviceAccount,
+            automountServiceAccountToken: false,
+            enableServiceLinks: false,
+            restartPolicy: "Never",
+            securityContext: restrictedPod({ uid: pg.runAs.uid, gid: pg.runAs.gid, fsGroup: pg.runAs.gid }),
+            containers: [
+              {
+                name: "import",
+                image: pg.image,
+                command: ["sh", "-c", script],
+                env: [{ name: "HOME", value: "/tmp" }, ...a.env],
+                resources: pg.backup.resources,
+                securityContext: restrictedContainer({ readOnlyRootFilesystem: true }),
+                volumeMounts: [
+                  { name: "backup", mountPath: BACKUP_DIR, readOnly: true },
+                  { name: "tmp", mountPath: "/tmp" },
+                ],
+              },
+            ],
+            volumes: [{ name: "backup", persistentVolumeClaim: { claimName: a.volume.metadata.name, readOnly: true } }, scratchVolume("tmp")],
+          },
+        },
+      },
+    },
+    // Pulumi waits for the Job and fails `pulumi up` when the import fails.
+    { parent, dependsOn: a.dependsOn, customTimeouts: { create: `${deadline + 300}s`, update: `${deadline + 300}s` } },
+  );
 }

@@ -2,7 +2,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { PlatformConfig } from "../../config/schema";
 import type { DependencyGraph } from "../lib/graph";
-import { serviceHost } from "../lib/ports";
+import { secretEnv } from "../lib/pod";
+import { PORTS, serviceHost } from "../lib/ports";
 import type { SecretRef } from "../secrets";
 import type { Offsite } from "./backup";
 
@@ -29,4 +30,16 @@ export function storeHost(service: pulumi.Input<string>, namespace: pulumi.Input
 export function requireKeys(ref: SecretRef, keys: string[]): void {
   const missing = keys.filter((k) => !ref.keys.includes(k));
   if (missing.length) throw new Error(`credentials Secret lacks key(s) ${missing.join(", ")} (has ${ref.keys.join(", ")})`);
+}
+
+/** postgres_exporter next to the server: over 127.0.0.1 as the superuser (every mode that runs pods). */
+export function postgresExporter(secret: pulumi.Input<string>) {
+  return {
+    env: [
+      { name: "DATA_SOURCE_URI", value: "127.0.0.1:5432/postgres?sslmode=disable" },
+      secretEnv("DATA_SOURCE_USER", secret, "POSTGRES_USER"),
+      secretEnv("DATA_SOURCE_PASS", secret, "POSTGRES_PASSWORD"),
+    ],
+    args: [`--web.listen-address=:${PORTS.postgres.metrics}`],
+  };
 }

@@ -97,12 +97,15 @@ export function connectionData(cfg: PlatformConfig, hosts: StoreHosts, values: G
   const e = encodeURIComponent;
   const hostOf = (store: StoreName) => need(hosts[store], `the ${store} Service`);
   if (cfg.postgres.enabled) {
+    const external = cfg.postgres.external;
     const host = pulumi.output(hostOf("postgres"));
-    const port = PORTS.postgres.sql;
-    const db = cfg.secrets.postgresDatabase;
+    const port = external?.port ?? PORTS.postgres.sql;
+    const db = external?.database ?? cfg.secrets.postgresDatabase;
     const password = need(values.postgresPassword, "the Postgres password");
     const user = need(values.postgresUser, "the Postgres user");
-    out.DATABASE_URL = pulumi.interpolate`postgresql://${e(user)}:${password.apply(e)}@${host}:${port}/${e(db)}`;
+    // A managed database is reached over the network: TLS as configured (libpq reads sslmode from the URL).
+    const query = external ? `?sslmode=${external.sslmode}` : "";
+    out.DATABASE_URL = pulumi.interpolate`postgresql://${e(user)}:${password.apply(e)}@${host}:${port}/${e(db)}${query}`;
     out.DB_HOST = host;
     out.DB_PORT = pulumi.output(String(port));
     out.DB_NAME = pulumi.output(db);

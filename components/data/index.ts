@@ -1,5 +1,6 @@
-// The data tier (issue #4): Postgres, Redis and MongoDB, each its own component, plus the
-// connection Secret the API and workers read. See docs/data.md.
+// The data tier: Postgres, Redis and MongoDB, each its own component, plus the connection Secret
+// the API and workers read, and the object store's credentials for the stores that upload to it.
+// See docs/data.md.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { PlatformConfig } from "../../config/schema";
@@ -22,7 +23,7 @@ export interface DataTierArgs {
   serviceAccount: (name: string) => pulumi.Input<string>;
   secrets: GeneratedSecrets;
   graph: DependencyGraph;
-  /** Reads a secret config key (the object store's credentials). */
+  /** Reads a secret config key (the object store's key pair). */
   secret: (key: string) => pulumi.Output<string>;
 }
 
@@ -35,12 +36,18 @@ export class DataTier extends pulumi.ComponentResource {
   readonly connections?: SecretRef;
   /** Stack outputs: each enabled store's host and port. */
   readonly outputs: Record<string, pulumi.Output<string>> = {};
+  /** `object-store-credentials` in the app namespace, when a store of this tier uploads to backups.objectStore. */
+  readonly objectStoreCredentials?: SecretRef;
 
   constructor(name: string, args: DataTierArgs, opts?: pulumi.ComponentResourceOptions) {
     super("platform:data:DataTier", name, {}, opts);
     const cfg = args.config;
+    // One object-store credentials Secret in the namespace, for every dump copy and for Postgres'
+    // WAL archive, base backups and restores.
     const anyBackup = (["postgres", "redis", "mongo"] as const).some((s) => cfg[s].enabled && cfg[s].backup.enabled);
-    const offsite = offsiteFor(this, "object-store-credentials", cfg, args.namespace, args.secret, anyBackup);
+    const pgArchive = cfg.postgres.enabled && cfg.postgres.mode === "patroni" && (cfg.postgres.archive.enabled || cfg.postgres.restore !== undefined);
+    const offsite = offsiteFor(this, "object-store-credentials", cfg, args.namespace, args.secret, anyBackup || pgArchive);
+    this.objectStoreCredentials = offsite?.credentials;
     const base = { config: cfg, namespace: args.namespace, serviceAccount: args.serviceAccount, graph: args.graph, offsite };
     const v = args.secrets.values;
     const creds = (ref: SecretRef | undefined, store: string, values: (pulumi.Output<string> | undefined)[]): StoreComponentArgs => {
@@ -48,7 +55,13 @@ export class DataTier extends pulumi.ComponentResource {
       return { ...base, credentials: ref, credentialsChecksum: checksum(pulumi.all(values.map((x) => x ?? ""))) };
     };
     const child = { parent: this };
-    if (cfg.postgres.enabled) this.postgres = new Postgres("postgres", creds(args.secrets.postgres, "postgres", [v.postgresPassword, v.postgresSuperuserPassword]), child);
+    const pg = cfg.postgres;
+    if (pg.enabled) {
+      // Patroni's extra passwords count only where they exist: a single-pod stack keeps its checksum (no restart on upgrade).
+      const patroni = pg.mode === "patroni" ? [v.postgresReplicationPassword, v.postgresApiPassword] : [];
+      const pgCreds = creds(args.secrets.postgres, "postgres", [v.postgresPassword, v.postgresSuperuserPassword, ...patroni]);
+      this.postgres = new Postgres("postgres", { ...pgCreds, objectStoreCredentials: this.objectStoreCredentials }, child);
+    }
     if (cfg.redis.enabled) this.redis = new Redis("redis", creds(args.secrets.redis, "redis", [v.redisPassword, v.redisSentinelPassword]), child);
     if (cfg.mongo.enabled) this.mongo = new Mongo("mongo", creds(args.secrets.mongo, "mongo", [v.mongoRootPassword, v.mongoAppPassword, v.mongoKeyfile]), child);
     for (const [key, s] of Object.entries({ postgres: this.postgres, redis: this.redis, mongo: this.mongo })) {

@@ -234,7 +234,7 @@ export class Redis extends pulumi.ComponentResource {
       port: { name: "redis", number: PORTS.redis.redis },
       ...(sentinel
         ? {
-            extraPorts: [{ name: "sentinel", number: PORTS.redis.sentinel }],
+            headlessPorts: [{ name: "sentinel", number: PORTS.redis.sentinel }],
             clientPorts: [
               { name: "redis", number: PORTS.redis.redis },
               { name: "sentinel", number: PORTS.redis.sentinel },

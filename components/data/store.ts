@@ -1,7 +1,8 @@
 // What every store has in common: a headless Service (the StatefulSet's serviceName), a client
 // Service named after the store, and a StatefulSet with one data volume per pod, the image's own
-// uid, Pod Security "restricted", an optional exporter sidecar and the data-safety options. A
-// replicated store also gets anti-affinity between its members and a PodDisruptionBudget.
+// uid, Pod Security "restricted", an optional exporter sidecar and the data-safety options. With
+// more than one replica the members are spread (never two on a node unless the store's
+// antiAffinity is "preferred"; over zones) and a PDB lets a drain take one at a time.
 import * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
 import type { StoreConfig, StoreName } from "../../config/data";
@@ -46,13 +47,21 @@ export interface StoreArgs {
   /** The store's client port; its name is used for the Service and the container. */
   port: { name: string; number: number };
   /** Further ports of the pod (a sidecar's), published on the headless Service. */
-  extraPorts?: { name: string; number: number }[];
+  headlessPorts?: { name: string; number: number }[];
   /** Ports of the client Service (default: the client port); the metrics port is added when the exporter runs. */
   clientPorts?: { name: string; number: number }[];
   /** Run before the store starts (complete containers). */
   initContainers?: Container[];
   /** The main container without name/image/ports/resources/securityContext (filled in here). */
   container: Omit<Container, "name" | "image" | "ports" | "resources" | "securityContext">;
+  /** Further named ports of the main container (a management API). */
+  extraPorts?: { name: string; number: number }[];
+  /**
+   * Who keeps the client Service's endpoints: Kubernetes, from its selector (every ready member),
+   * or the store itself (Patroni writes the leader's address): then the Service has no selector,
+   * and the exporter's metrics port moves to the headless Service, which reaches every member.
+   */
+  clientEndpoints?: "selector" | "store";
   dataMountPath: string;
   /** Extra pod volumes (scratch emptyDirs, ConfigMaps). */
   volumes: Volume[];
@@ -72,24 +81,33 @@ export interface StoreObjects {
   service: k8s.core.v1.Service;
   headless: k8s.core.v1.Service;
   pdb?: k8s.policy.v1.PodDisruptionBudget;
+  /** Selector labels of the members (for further Services). */
+  selector: Record<string, string>;
 }
 
 /**
- * Where a replicated store's pods may run. "required": never two members on one node (a node loss
- * costs one member, never a majority); "preferred": spread when possible. Both spread over zones
- * when the cluster has them. One pod needs no rule.
+ * Where a replicated store's pods may run. Nodes: "required" never puts two members on one node (a
+ * node loss costs one member, never a majority; needs a schedulable node per member), "preferred"
+ * spreads them when it can. Zones: spread evenly; in prod a member waits rather than crowd a zone
+ * (DoNotSchedule), elsewhere it goes where it fits. One pod needs no rule.
  */
-export function storeAffinity(selector: Record<string, string>, replicas: number, mode: "required" | "preferred"): Pick<k8s.types.input.core.v1.PodSpec, "affinity" | "topologySpreadConstraints"> {
+export function storeAffinity(
+  selector: Record<string, string>,
+  replicas: number,
+  nodes: "required" | "preferred",
+  zones: "required" | "preferred" = "preferred",
+): Pick<k8s.types.input.core.v1.PodSpec, "affinity" | "topologySpreadConstraints"> {
   if (replicas <= 1) return {};
   const soft = spread(selector);
-  if (mode === "preferred") return soft;
+  const zoneSpread = [{ ...soft.topologySpreadConstraints[0], whenUnsatisfiable: zones === "required" ? "DoNotSchedule" : "ScheduleAnyway" }];
+  if (nodes === "preferred") return { affinity: soft.affinity, topologySpreadConstraints: zoneSpread };
   return {
     affinity: {
       podAntiAffinity: {
         requiredDuringSchedulingIgnoredDuringExecution: [{ labelSelector: { matchLabels: selector }, topologyKey: "kubernetes.io/hostname" }],
       },
     },
-    topologySpreadConstraints: soft.topologySpreadConstraints,
+    topologySpreadConstraints: zoneSpread,
   };
 }
 
@@ -103,7 +121,7 @@ export function createStore(parent: pulumi.Resource, a: StoreArgs): StoreObjects
   const metrics = { name: "metrics", port: PORTS[name].metrics, targetPort: "metrics", protocol: "TCP" };
   const svcPort = (p: { name: string; number: number }) => ({ name: p.name, port: p.number, targetPort: p.name, protocol: "TCP" });
   const clientPorts = (a.clientPorts ?? [a.port]).map(svcPort);
-  const podPorts = [a.port, ...(a.extraPorts ?? [])];
+  const storeEndpoints = a.clientEndpoints === "store";
 
   // Headless: stable per-pod DNS (postgres-0.postgres-headless...), also while not ready, so the
   // pod can be reached for recovery.
@@ -111,16 +129,19 @@ export function createStore(parent: pulumi.Resource, a: StoreArgs): StoreObjects
     `${name}-headless`,
     {
       metadata: { name: `${name}-headless`, namespace: a.namespace, labels: objLabels },
-      spec: { clusterIP: "None", publishNotReadyAddresses: true, selector, ports: podPorts.map(svcPort) },
+      spec: { clusterIP: "None", publishNotReadyAddresses: true, selector, ports: [...[a.port, ...(a.headlessPorts ?? [])].map(svcPort), ...(exporter && storeEndpoints ? [metrics] : [])] },
     },
     { parent },
   );
-  // Client Service, named after the store: the host in every connection string.
+  // Client Service, named after the store: the host in every connection string. Without a
+  // selector its endpoints are the store's to write, so its port is a number, not a pod port name.
   const service = new k8s.core.v1.Service(
     name,
     {
       metadata: { name, namespace: a.namespace, labels: objLabels },
-      spec: { type: "ClusterIP", selector, ports: exporter ? [...clientPorts, metrics] : clientPorts },
+      spec: storeEndpoints
+        ? { type: "ClusterIP", ports: [{ ...svcPort(a.port), targetPort: a.port.number }] }
+        : { type: "ClusterIP", selector, ports: exporter ? [...clientPorts, metrics] : clientPorts },
     },
     { parent },
   );
@@ -130,7 +151,7 @@ export function createStore(parent: pulumi.Resource, a: StoreArgs): StoreObjects
       ...a.container,
       name,
       image: store.image,
-      ports: [{ name: a.port.name, containerPort: a.port.number, protocol: "TCP" }],
+      ports: [a.port, ...(a.extraPorts ?? [])].map((p) => ({ name: p.name, containerPort: p.number, protocol: "TCP" })),
       resources: store.resources,
       securityContext: restrictedContainer({ readOnlyRootFilesystem: true }),
       volumeMounts: [{ name: DATA_VOLUME, mountPath: a.dataMountPath }, ...((a.container.volumeMounts as k8s.types.input.core.v1.VolumeMount[]) ?? [])],
@@ -175,7 +196,7 @@ export function createStore(parent: pulumi.Resource, a: StoreArgs): StoreObjects
             enableServiceLinks: false,
             securityContext: restrictedPod({ uid: store.runAs.uid, gid: store.runAs.gid, fsGroup: store.runAs.gid }),
             terminationGracePeriodSeconds: a.terminationGracePeriodSeconds,
-            ...storeAffinity(selector, store.replicas, store.antiAffinity),
+            ...storeAffinity(selector, store.replicas, store.antiAffinity, cfg.environment === "prod" ? "required" : "preferred"),
             ...(a.initContainers?.length ? { initContainers: a.initContainers } : {}),
             containers,
             volumes: a.volumes,
@@ -195,10 +216,10 @@ export function createStore(parent: pulumi.Resource, a: StoreArgs): StoreObjects
     },
     { parent, dependsOn: [headless], ...statefulOptions(cfg, "statefulset") },
   );
-  // Voluntary evictions (drains, upgrades) take one member at a time, so a majority always stays.
+  // One voluntary disruption at a time: a drain moves one member, the others keep serving.
   const budget = pdbSpec(selector, store.replicas);
-  const pdb = budget && new k8s.policy.v1.PodDisruptionBudget(`${name}-pdb`, { metadata: { name, namespace: a.namespace, labels: objLabels }, spec: budget }, { parent });
-  return { statefulSet, service, headless, pdb };
+  const pdb = budget ? new k8s.policy.v1.PodDisruptionBudget(`${name}-pdb`, { metadata: { name, namespace: a.namespace, labels: objLabels }, spec: budget }, { parent }) : undefined;
+  return { statefulSet, service, headless, pdb, selector };
 }
 
 /** Writable scratch directories for a read-only root filesystem. */

@@ -5,7 +5,7 @@ import type * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
 import type { Dependency } from "../../config/dependencies";
 import type { PlatformConfig } from "../../config/schema";
-import type { DependencyGraph } from "./graph";
+import type { DependencyGraph, Peer } from "./graph";
 import { secretEnv } from "./pod";
 import { PORTS, redisClientPorts, serviceHost } from "./ports";
 
@@ -70,12 +70,25 @@ export function dependencyConfig(cfg: PlatformConfig, deps: readonly Dependency[
   };
 }
 
+/** Where clients reach Postgres: its pods, or a managed database's addresses (postgres.external). */
+export function postgresPeers(cfg: PlatformConfig): { peers: Peer[]; port: number } {
+  const ext = cfg.postgres.external;
+  if (!ext) return { peers: ["postgres"], port: PORTS.postgres.sql };
+  return { peers: ext.cidrs.map((cidr) => ({ kind: "cidr" as const, name: `postgres-external-${cidr}`, cidr })), port: ext.port };
+}
+
+/** Edges from a workload to Postgres, wherever it runs. */
+export function connectPostgres(cfg: PlatformConfig, graph: DependencyGraph, from: string, reason: string): void {
+  const { peers, port } = postgresPeers(cfg);
+  for (const p of peers) graph.connect(from, p, [port], reason);
+}
+
 /** Graph edges a workload's dependencies imply (egress from it, ingress on the store). */
 export function connectDependencies(cfg: PlatformConfig, graph: DependencyGraph, from: string, deps: readonly Dependency[]): void {
   for (const d of deps) {
     switch (d) {
       case "postgres":
-        graph.connect(from, "postgres", [PORTS.postgres.sql], `${from} uses the database`);
+        connectPostgres(cfg, graph, from, `${from} uses the database`);
         break;
       case "redis":
         // With Sentinel: the Sentinels first (which member is the master), then the master.

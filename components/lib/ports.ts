@@ -3,7 +3,8 @@
 export const PORTS = {
   api: { http: 5000, metrics: 9090, health: 8080 },
   flower: { http: 5555 },
-  postgres: { sql: 5432, metrics: 9187 },
+  // patroni: Patroni's REST API (health, leader checks, switchover); pgbackrest: pgBackRest's TLS server.
+  postgres: { sql: 5432, metrics: 9187, patroni: 8008, pgbackrest: 8432 },
   redis: { redis: 6379, sentinel: 26379, metrics: 9121 },
   mongo: { mongo: 27017, metrics: 9216 },
   postfix: { smtp: 25, smtps: 465, submission: 587, metrics: 9154 },

@@ -1,7 +1,8 @@
 // The alerts of seeds 002, 003 and 004, as a pure function of config. Every expression uses
 // metrics the deployed exporters really expose: ingress-nginx, kube-state-metrics,
-// postgres_exporter, redis_exporter, postfix_exporter, Dovecot's stats endpoint and cert-manager
-// (see docs/observability.md).
+// postgres_exporter (and Patroni's and pgBackRest's own), redis_exporter, mongodb_exporter,
+// postfix_exporter, Dovecot's stats endpoint and cert-manager (see docs/observability.md).
+import { cronMaxGapSeconds } from "../../config/cron";
 import { celeryQueues } from "../../config/workers";
 import type { PlatformConfig } from "../../config/schema";
 import { publicIngressName, tlsSecretName } from "../edge";
@@ -224,6 +225,7 @@ export function alertGroups(cfg: PlatformConfig): RuleGroup[] {
       );
     }
   }
+  stores.push(...postgresHaAlerts(cfg, app));
   const backups = backupCronJobs(cfg);
   if (backups.length) {
     const jobs = `namespace=~"${namespaces.join("|")}",cronjob=~"${backups.join("|")}"`;
@@ -342,4 +344,102 @@ function mailAlerts(cfg: PlatformConfig): Alert[] {
 export function backupCronJobs(cfg: PlatformConfig): string[] {
   const stores = (["postgres", "redis", "mongo"] as const).filter((store) => cfg[store].enabled && cfg[store].backup.enabled).map((store) => `${store}-backup`);
   return [...stores, ...(cfg.mail.enabled && cfg.mail.backup.enabled ? ["mailbox-backup"] : [])];
+}
+
+/** The base backup may run this long after its scheduled time: the schedule's longest gap, the job's deadline, an hour of slack (time zones). */
+export function baseBackupMaxAgeSeconds(cfg: PlatformConfig): number {
+  return cronMaxGapSeconds(cfg.postgres.archive.schedule) + cfg.postgres.archive.activeDeadlineSeconds + 3600;
+}
+
+/**
+ * The replicated Postgres (Patroni): a leader, replicas that keep up, failovers noticed, the WAL
+ * archive and the base backups current. From postgres_exporter in every member (pg_replication_*,
+ * pg_stat_replication_*, pg_stat_archiver_*) and kube-state-metrics (the base backup CronJob).
+ */
+function postgresHaAlerts(cfg: PlatformConfig, app: string): Alert[] {
+  const pg = cfg.postgres;
+  if (!pg.enabled || pg.mode !== "patroni") return [];
+  const t = cfg.monitoring.thresholds;
+  const out: Alert[] = [];
+  if (pg.exporter.enabled) {
+    out.push(
+      alert(
+        "PostgresNoLeader",
+        `(count(pg_replication_is_replica{${app}} == 0) or vector(0)) < 1`,
+        "1m",
+        "critical",
+        "No Postgres member accepts writes",
+        "No member of the Patroni cluster runs as primary: every write of the platform fails.",
+        "kubectl exec postgres-0 -c postgres -- patronictl -c /etc/patroni/patroni.yml list; check the members' logs (DCS reachable? the API server egress), and the PVCs.",
+      ),
+      alert(
+        "PostgresMultiplePrimaries",
+        `count(pg_replication_is_replica{${app}} == 0) > 1`,
+        "1m",
+        "critical",
+        "More than one Postgres member runs as primary",
+        "{{ $value }} members report they are not in recovery; only the one holding Patroni's lock gets client traffic (the postgres Service).",
+        "patronictl list: the member without the leader lock must be demoted by Patroni; if it stays primary, stop it (kubectl delete pod) and let it rejoin.",
+      ),
+    );
+    // Replication alerts only where there are replicas (one member with WAL archiving has none).
+    if (pg.replicas > 1) out.push(
+      alert(
+        "PostgresReplicationLagHigh",
+        `max by (application_name) (pg_stat_replication_pg_wal_lsn_diff{${app}}) > ${t.postgresReplicationLagBytes}`,
+        "5m",
+        "warning",
+        `A Postgres replica is more than ${t.postgresReplicationLagBytes} bytes behind`,
+        "Replica {{ $labels.application_name }} has {{ $value | humanize1024 }}B of WAL not replayed; in asynchronous mode a failover to it would lose that much.",
+        "Check the replica's node (disk, CPU), its log (conflicts, long queries on the standby), and the network between the members.",
+      ),
+      alert(
+        "PostgresReplicasMissing",
+        `(count(pg_stat_replication_pg_wal_lsn_diff{${app}}) or vector(0)) < ${pg.replicas - 1}`,
+        "5m",
+        "warning",
+        `Fewer than ${pg.replicas - 1} replicas stream from the primary`,
+        `{{ $value }} of ${pg.replicas - 1} replicas are connected${pg.synchronous === "strict" ? "; with none, writes stop (synchronous: strict)" : pg.synchronous === "on" ? "; with none, commits are no longer confirmed by a standby" : ""}.`,
+        "kubectl get pods -l app.kubernetes.io/name=postgres; patronictl list; a replica that cannot catch up is rebuilt with patronictl reinit.",
+      ),
+    );
+    out.push(
+      alert(
+        "PostgresFailover",
+        `max by (pod) (changes(pg_replication_is_replica{${app}}[10m])) > 0`,
+        "0m",
+        "warning",
+        "A Postgres member changed role (failover or switchover)",
+        "{{ $labels.pod }} became primary or replica in the last 10 minutes.",
+        "A switchover during a rolling update or a drain is expected; otherwise read the former leader's log (node loss, OOM, DCS timeouts) and patronictl history.",
+      ),
+    );
+    if (pg.archive.enabled) {
+      out.push(
+        alert(
+          "PostgresWalArchivingFailing",
+          `increase(pg_stat_archiver_failed_count{${app}}[10m]) > 0 unless increase(pg_stat_archiver_archived_count{${app}}[10m]) > 0`,
+          "5m",
+          "critical",
+          "WAL archiving to the object store fails",
+          "{{ $labels.pod }} failed to archive WAL and archived none for 10 minutes: point-in-time recovery stops at the last archived segment, and pg_wal grows.",
+          "kubectl logs <primary> -c postgres | grep archive-push: credentials, the object store's egress (backups.objectStore.cidrs), the stanza (patroni-sync log).",
+        ),
+      );
+    }
+  }
+  if (pg.archive.enabled) {
+    out.push(
+      alert(
+        "PostgresBaseBackupTooOld",
+        `time() - kube_cronjob_status_last_successful_time{${app},cronjob="postgres-basebackup"} > ${baseBackupMaxAgeSeconds(cfg)}`,
+        "0m",
+        "critical",
+        "The last Postgres base backup is older than its schedule allows",
+        "CronJob postgres-basebackup last succeeded {{ $value | humanizeDuration }} ago (schedule " + pg.archive.schedule + ").",
+        "kubectl logs job/<last postgres-basebackup job>: TLS to the members (port 8432), the object store, or the stanza; run one now with kubectl create job --from=cronjob/postgres-basebackup.",
+      ),
+    );
+  }
+  return out;
 }

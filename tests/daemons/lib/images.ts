@@ -50,6 +50,24 @@ const SHIMS: [RegExp, Shim][] = [
     },
   ],
   [
+    /^percona\/percona-distribution-postgresql:/,
+    {
+      // The image's /entrypoint.sh (docker-library style) is not emulated: the platform always sets
+      // command (patroni, pgbackrest, python3 scripts), which replaces it.
+      argv: (command, args) => {
+        if (!command) throw new Error("percona/percona-distribution-postgresql: the entrypoint is not emulated; set command");
+        return [...command, ...(args ?? [])];
+      },
+      // Debian's PostgreSQL 15, Patroni 3.0.2 and pgBackRest 2.45 stand in for the image's
+      // PostgreSQL 16, Patroni 4.x and pgBackRest 2.5x (the image puts /usr/pgsql-16/bin on PATH).
+      env: { PATH: `${PG_BIN}:${PATH}`, LANG: "C.UTF-8" },
+      // The image's postgres user is 26:26 (Debian's is 101).
+      passwd: ["postgres:x:26:26:PostgreSQL Server:/var/lib/pgsql:/bin/sh"],
+      group: ["postgres:x:26:"],
+      version: ["sh", "-c", `${PG_BIN}/postgres --version; patroni --version; pgbackrest version`],
+    },
+  ],
+  [
     /^redis:/,
     {
       // docker-entrypoint.sh: a first argument that is an option or a *.conf file means `redis-server <args>`.

@@ -210,6 +210,10 @@ function materializeVolumes(sb: Sandbox, ev: Evaluation, obj: K8sObject, podName
       }
       continue;
     }
+    if (v.projected) {
+      materializeProjected(ev, ns, podName, v, d, fsGroup);
+      continue;
+    }
     const source = v.configMap ?? v.secret;
     if (!source) throw new Error(`${podName}: volume ${v.name} has a type the daemon tier does not materialise yet: ${Object.keys(v).join(",")}`);
     const data = v.configMap ? configMapData(ev, v.configMap.name, ns) : secretData(ev, v.secret.secretName, ns);
@@ -229,6 +233,44 @@ function materializeVolumes(sb: Sandbox, ev: Evaluation, obj: K8sObject, podName
     }
   }
   return out;
+}
+
+/** ConfigMaps every namespace has without the program creating them (kube-root-ca.crt: the cluster CA). */
+const CLUSTER_CONFIGMAPS: Record<string, Record<string, string>> = { "kube-root-ca.crt": { "ca.crt": "-----BEGIN CERTIFICATE-----\n(daemon tier: no cluster CA)\n-----END CERTIFICATE-----\n" } };
+
+/**
+ * A projected volume as the kubelet writes it: a service account token (a placeholder: the daemon
+ * tier has no API server), ConfigMap/Secret items and downward API fields, in one directory.
+ */
+function materializeProjected(ev: Evaluation, ns: string, podName: string, v: K8sObject, dir: string, fsGroup: number | undefined): void {
+  const write = (rel: string, content: string, mode?: number) => {
+    const file = path.join(dir, rel);
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, content);
+    let m = mode ?? v.projected.defaultMode ?? 0o644;
+    if (fsGroup !== undefined) {
+      fs.chownSync(file, 0, fsGroup);
+      m |= 0o440;
+    }
+    fs.chmodSync(file, m);
+  };
+  for (const src of v.projected.sources ?? []) {
+    if (src.serviceAccountToken) write(src.serviceAccountToken.path, `daemon-tier-token-for-${podName}`);
+    else if (src.configMap || src.secret) {
+      const ref = src.configMap ?? src.secret;
+      const known = objectsOf(ev, src.configMap ? "ConfigMap" : "Secret").some((o) => o.metadata.name === ref.name && o.metadata.namespace === ns);
+      const data = known ? (src.configMap ? configMapData(ev, ref.name, ns) : secretData(ev, ref.name, ns)) : src.configMap ? CLUSTER_CONFIGMAPS[ref.name] : undefined;
+      if (!data) throw new Error(`${podName}: projected volume ${v.name} wants ${src.configMap ? "ConfigMap" : "Secret"} ${ref.name}, which neither the program nor the cluster provides`);
+      for (const item of ref.items ?? Object.keys(data).map((key) => ({ key, path: key }))) write(item.path, data[item.key], item.mode);
+    } else if (src.downwardAPI) {
+      const fields: Record<string, string> = { "metadata.name": podName, "metadata.namespace": ns };
+      for (const item of src.downwardAPI.items ?? []) {
+        const value = fields[item.fieldRef?.fieldPath];
+        if (value === undefined) throw new Error(`${podName}: downward API field ${item.fieldRef?.fieldPath} is not emulated`);
+        write(item.path, value, item.mode);
+      }
+    } else throw new Error(`${podName}: projected source ${Object.keys(src).join(",")} is not emulated`);
+  }
 }
 
 function resolveEnv(ev: Evaluation, ns: string, podName: string, podIp: string, c: K8sObject): Record<string, string> {

@@ -599,8 +599,20 @@ export class Sandbox {
     this.records.servers.push(`/${zone}/${server}`);
   }
 
-  /** (Re)starts the resolver with the current records. Names outside them are NXDOMAIN: nothing leaves the sandbox. */
-  async applyDns(): Promise<void> {
+  private dnsQueue: Promise<void> = Promise.resolve();
+
+  /**
+   * (Re)starts the resolver with the current records. Names outside them are NXDOMAIN: nothing
+   * leaves the sandbox. Calls are serialised: pods started side by side each restart it, and two
+   * resolvers must never race for the bridge's port.
+   */
+  applyDns(): Promise<void> {
+    const next = this.dnsQueue.then(() => this.restartDns());
+    this.dnsQueue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async restartDns(): Promise<void> {
     const conf = [
       "no-resolv",
       "no-hosts",
@@ -619,7 +631,7 @@ export class Sandbox {
     ].join("\n");
     const file = path.join(this.dir, "dnsmasq.conf");
     fs.writeFileSync(file, conf + "\n");
-    if (this.dnsmasq) {
+    if (this.dnsmasq && this.dnsmasq.exitCode === null && this.dnsmasq.signalCode === null) {
       const old = this.dnsmasq;
       const gone = new Promise((r) => old.on("exit", r));
       old.kill("SIGKILL");
