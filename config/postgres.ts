@@ -225,7 +225,9 @@ export function postgresDefaults(env: Environment): z.input<typeof postgresSchem
 export function resolvePostgres(pg: PostgresInput, env: Environment, hasObjectStore: boolean): PostgresConfig {
   const external = pg.external !== undefined;
   const replicas = external ? 1 : (pg.replicas ?? perEnv(env, { dev: 1, staging: 2, prod: 3 }));
-  const archive = !external && (pg.archive.enabled ?? hasObjectStore);
+  // With an object store, WAL is archived by default outside dev; dev stays one light pod unless it
+  // replicates or asks for archiving (an object store there may be for the other stores' copies).
+  const archive = !external && (pg.archive.enabled ?? (hasObjectStore && (env !== "dev" || replicas > 1)));
   const mode: PostgresMode = external ? "external" : replicas > 1 || archive || pg.restore !== undefined ? "patroni" : "single";
   const users = IMAGE_USERS[mode === "patroni" ? "patroni" : "single"];
   return {

@@ -52,8 +52,14 @@ describe("postgres: the mode follows the settings", () => {
     expect(Object.keys(findObject(ev, "Secret", "postgres-credentials").stringData)).to.not.include("REPLICATION_PASSWORD");
   });
 
-  it("a single replica still runs Patroni when WAL archiving needs pgBackRest (dev with an object store)", async () => {
-    const ev = ok(await evaluate({ stack: "dev", set: { "backups.objectStore": OBJECT_STORE, "cluster.apiServer": { cidrs: ["172.18.0.2/32"], ports: [6443] } }, secrets: S3_SECRETS }));
+  it("an object store alone keeps dev's single light pod (it may be there for the other stores' copies)", async () => {
+    const ev = ok(await evaluate({ stack: "dev", set: { "backups.objectStore": OBJECT_STORE }, secrets: S3_SECRETS }));
+    const cfg = configOf(ev);
+    expect([cfg.postgres.mode, cfg.postgres.replicas, cfg.postgres.archive.enabled]).to.deep.equal(["single", 1, false]);
+  });
+
+  it("a single replica still runs Patroni when WAL archiving needs pgBackRest (dev with an object store, archiving asked for)", async () => {
+    const ev = ok(await evaluate({ stack: "dev", set: { "backups.objectStore": OBJECT_STORE, "postgres.archive.enabled": true, "cluster.apiServer": { cidrs: ["172.18.0.2/32"], ports: [6443] } }, secrets: S3_SECRETS }));
     const cfg = configOf(ev);
     expect([cfg.postgres.mode, cfg.postgres.replicas, cfg.postgres.archive.enabled, cfg.postgres.synchronous]).to.deep.equal(["patroni", 1, true, "off"]);
     expect(container(sts(ev, "postgres"), "postgres").command).to.deep.equal(["patroni", "/etc/patroni/patroni.yml"]);

@@ -150,7 +150,8 @@ describe(`backups: off-cluster copies and restores (${versionOf("rclone/rclone:1
 
     before(async () => {
       const { set, secrets } = s3.config(prefix);
-      ev = await renderReal({ stack: "prod", set, secrets });
+      // The dump copy of a single-pod Postgres (prod's Patroni set archives WAL itself: the patroni group).
+      ev = await renderReal({ stack: "prod", set: { ...set, "postgres.replicas": 1, "postgres.archive.enabled": false }, secrets });
       creds = secretData(ev, "postgres-credentials");
       pg = await startPod(ctx.sb, ev, object(ev, "StatefulSet", "postgres"), { skip: ["exporter"] });
       await waitReady(pg, "postgres", 120_000);

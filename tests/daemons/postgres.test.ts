@@ -38,12 +38,18 @@ function expectedValue(v: string): number {
   return Number(m[1]) * (m[2] ? 1024 : 1);
 }
 
-describe(`postgres: ${versionOf(configOf("prod").postgres.image)}`, () => {
+/**
+ * The single-pod Postgres: dev's default, and prod's settings with one replica (prod defaults to
+ * Patroni, which the patroni groups run); everything else as each stack renders it.
+ */
+const SINGLE = { "postgres.replicas": 1 };
+
+describe(`postgres: ${versionOf(configOf("dev").postgres.image)}`, () => {
   /** Each stack's render and pod start; both run side by side (below): a start is mostly initdb, in other processes. */
   const setups: (() => Promise<void>)[] = [];
   for (const stack of ["dev", "prod"] as const) {
     const ctx = useSandbox(`postgres-${stack}`);
-    const cfg = configOf(stack);
+    const cfg = configOf(stack, { postgres: { replicas: 1 } });
     const host = serviceHost("postgres", cfg.platform.namespace);
     let ev: Evaluation;
     let pg: RunningPod;
@@ -72,12 +78,12 @@ describe(`postgres: ${versionOf(configOf("prod").postgres.image)}`, () => {
     let rotation: Promise<Evaluation>;
 
     setups.push(async () => {
-      ev = await renderReal({ stack });
+      ev = await renderReal({ stack, set: SINGLE });
       creds = secretData(ev, "postgres-credentials");
       client = ctx.sb.pod("client", { namespace: cfg.platform.namespace });
       const starting = start(ev);
       // Rendered while the volume initialises; awaited (and its failure reported) by the rotation test.
-      rotation = renderReal({ stack, set: { "secrets.rotate.postgres": (cfg.secrets.rotate.postgres ?? 0) + 1 } });
+      rotation = renderReal({ stack, set: { ...SINGLE, "secrets.rotate.postgres": (cfg.secrets.rotate.postgres ?? 0) + 1 } });
       rotation.catch(() => undefined);
       await starting;
     });
