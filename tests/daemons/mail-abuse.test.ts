@@ -1,9 +1,8 @@
 // The mail tier's defences against abuse, with the real daemons: postscreen (pregreet, a DNSBL
-// served by rbldnsd), anvil's per-client message rate, Rspamd's content and authentication checks
-// (GTUBE, DMARC p=reject, SPF), Dovecot's slowdown of password
-// guessing, the exporters' metrics after a deferred message, and the second lock on AUTH.
-// Expectations come from the stack's config; the stack is prod with a few settings a test needs
-// (a local DNSBL zone, a short pregreet wait).
+// served by rbldnsd), anvil's per-client message rate, Rspamd's per-user submission limit and its
+// content and authentication checks (GTUBE, DMARC p=reject, SPF), Dovecot's slowdown of password
+// guessing, the exporters' metrics after a deferred message, and the locks on AUTH. Expectations come from the stack's config; the stack is prod with
+// a few settings a test needs (a local DNSBL zone, a short pregreet wait).
 import { expect } from "chai";
 import * as fs from "fs";
 import * as path from "path";
@@ -49,10 +48,37 @@ function sample(text: string, series: string): number | undefined {
   return line === undefined ? undefined : Number(line.split(" ")[1]);
 }
 
+/**
+ * Up to `n` messages from `user` in one authenticated session on 587, each to the postmaster (the
+ * recipient Rspamd's default exempts), the first also to every other user; the first refused one
+ * ends the session.
+ */
+async function submitMany(m: Mail, user: string, n: number, subject: string): Promise<Step[]> {
+  const postmaster = address(m, m.cfg.mail.postmaster);
+  const others = m.cfg.mail.users.map((u) => address(m, u)).filter((a) => a !== postmaster);
+  const message = (i: number) => {
+    const to = i === 0 ? [postmaster, ...others] : [postmaster];
+    return [["mail", address(m, user)], ...to.map((t) => ["rcpt", t]), ["data", { from: address(m, user), to: to.join(", "), subject: `${subject} ${i}` }]];
+  };
+  const r = await mailClient(
+    m,
+    "smtp",
+    { host: postfixHost(m), port: PORTS.postfix.submission, tls: "starttls", ...m.tls, timeout: 30, until_refused: true, steps: [["ehlo"], ["starttls"], ["ehlo"], ["auth", address(m, user), "env:PW"], ...Array.from({ length: n }, (_, i) => message(i)).flat(), ["quit"]] },
+    { PW: m.passwords[user] },
+  );
+  expect(steps(r)("auth").code, JSON.stringify(r).slice(0, 500)).to.equal(235);
+  return r.steps.filter((x: Step) => x.step === "data");
+}
+
+/** The end of a step, in seconds since the epoch (its start plus its duration). */
+const ended = (x: Step) => x.t! + x.ms! / 1000;
+
 describe(`mail-abuse: postfix ${versionOf(configOf("prod").mail.postfix.image)}; rspamd ${versionOf(configOf("prod").mail.rspamd.image)}; ${versionOf(configOf("prod").mail.postfix.exporter.image)}`, () => {
   const ctx = useSandbox("mail-abuse");
   let m: Mail;
   let listed: Pod;
+  /** The limited user's bucket after the burst test: its first check, and the messages accepted since. */
+  let bucket: { first: Step; accepted: Step[] } | undefined;
   before(async () => {
     const sb = ctx.sb;
     m = await startMail(sb, {
@@ -117,6 +143,28 @@ describe(`mail-abuse: postfix ${versionOf(configOf("prod").mail.postfix.image)};
     expect(last.text).to.match(/too much mail/i);
     // All of it inside one anvil unit (burst / rate), so the refusal is the burst limit's.
     expect(elapsed).to.be.below(anvilUnit(rate));
+  });
+
+  it(`Rspamd limits each authenticated user: after the burst (${configOf("prod").mail.postfix.submission.userRateLimit.burst} messages, however many recipients) the next gets 451 at DATA; another user from the same address is unaffected`, async () => {
+    const limit = m.cfg.mail.postfix.submission.userRateLimit;
+    const perSecond = limit.perHour / 3600;
+    const sender = m.cfg.mail.appSender!;
+    const other = m.cfg.mail.users.find((u) => u !== sender)!;
+    // Room for what the bucket leaks while the session runs (allowed 30 s), and one over.
+    const n = limit.burst + 2 + Math.ceil(30 * perSecond);
+    const data = await submitMany(m, sender, n, `user-limit ${token()}`);
+    const first = data.findIndex((d) => d.code !== 250);
+    expect(first, `no message refused: ${JSON.stringify(data.slice(-2))}`).to.be.at.least(0);
+    const refused = data[first];
+    expect(refused.code, refused.text).to.equal(451);
+    expect(refused.text).to.match(/^4\.7\.1 Ratelimit "user" exceeded/);
+    // The leaky bucket: exactly `burst` messages, plus whatever leaked at perHour since the first was checked.
+    const leaked = Math.floor((ended(refused) - data[0].t!) * perSecond);
+    console.log(`      refused message ${first + 1} after ${(ended(refused) - data[0].t!).toFixed(1)} s (${leaked} leaked at ${limit.perHour}/h)`);
+    expect(first).to.be.within(limit.burst, limit.burst + leaked);
+    bucket = { first: data[0], accepted: data.filter((d) => d.code === 250) };
+    // The limit is the user's: another user, from the same client address, still sends.
+    queueId(steps(await submit(m, { user: address(m, other), password: m.passwords[other], to: [address(m, m.cfg.mail.postmaster)], subject: `other user ${token()}` }))("data"));
   });
 
   it("Rspamd rejects the GTUBE test message at DATA, and delivers ordinary mail with its Authentication-Results", async () => {
@@ -215,5 +263,27 @@ describe(`mail-abuse: postfix ${versionOf(configOf("prod").mail.postfix.image)};
       await set("smtpd_tls_security_level=encrypt", "smtpd_tls_auth_only=yes", "smtpd_sasl_security_options=noanonymous,noplaintext");
     }
     expect(await waitFor("the rendered settings back", async () => { const f = await ehloFeatures(); return f && !f.includes("auth") ? f : undefined; }, 15_000, 500)).to.include("starttls");
+  });
+  it("the limited user's bucket refills at perHour: later, the leaked number of messages goes through and the next is refused again", async () => {
+    if (!bucket) throw new Error("the burst test did not run or failed");
+    const limit = m.cfg.mail.postfix.submission.userRateLimit;
+    const perSecond = limit.perHour / 3600;
+    const sender = m.cfg.mail.appSender!;
+    // Accepted since the first check = burst + leaked, as long as the bucket never emptied (burst / rate).
+    expect(Date.now() / 1000 - bucket.first.t!, "the bucket may have emptied").to.be.below(limit.burst / perSecond - 30);
+    const n = limit.burst + Math.ceil((Date.now() / 1000 + 30 - bucket.first.t!) * perSecond) - bucket.accepted.length + 2;
+    const data = await submitMany(m, sender, n, `user-refill ${token()}`);
+    const first = data.findIndex((d) => d.code !== 250);
+    expect(first, JSON.stringify(data.slice(-2))).to.be.at.least(0);
+    expect(data[first].code, data[first].text).to.equal(451);
+    const accepted = [...bucket.accepted, ...data.slice(0, first)];
+    // Rspamd leaks the bucket only up to each check; the time between a message's check and its
+    // update (at most its DATA step) is not leaked.
+    const unleaked = accepted.reduce((sum, d) => sum + d.ms! / 1000, 0);
+    const low = limit.burst + Math.floor((data[first].t! - ended(bucket.first) - unleaked) * perSecond);
+    const high = limit.burst + Math.floor((ended(data[first]) - bucket.first.t!) * perSecond);
+    console.log(`      ${first} more after ${(data[first].t! - bucket.first.t!).toFixed(0)} s: ${accepted.length} in all, expected ${low}..${high}`);
+    expect(first).to.be.at.least(1);
+    expect(accepted.length).to.be.within(low, high);
   });
 });
