@@ -85,6 +85,10 @@ export function inventory(cfg: PlatformConfig): PodGroup[] {
     const sidecars = [rspamd.resources, rspamd.redis.resources, postfix.exporter.resources, ...(clamav.enabled ? [clamav.resources] : [])];
     groups.push({ name: "postfix", namespace: "mail", serviceAccount: "postfix", maxPods: postfix.replicas, surge: 0, containers: [postfix.resources, ...sidecars], volumes: 1, metricsPort: PORTS.postfix.metrics });
     groups.push({ name: "dovecot", namespace: "mail", serviceAccount: "dovecot", maxPods: dovecot.replicas, surge: 0, containers: [dovecot.resources], volumes: 1, metricsPort: PORTS.dovecot.metrics });
+    if (cfg.monitoring.enabled) {
+      // Probes every mail port (components/monitoring/blackbox.ts); a Deployment that rolls with surge.
+      groups.push({ name: "blackbox-exporter", namespace: "mail", serviceAccount: "blackbox-exporter", maxPods: 1, surge: 1, containers: [cfg.monitoring.blackbox.resources], volumes: 0, metricsPort: PORTS.blackbox.metrics });
+    }
   }
   if (cfg.jaeger.enabled) {
     // One pod, Recreate: Badger's files take an exclusive lock, so two pods never share the volume.

@@ -260,6 +260,8 @@ describe("mail tier: bad configs are rejected before any resource", () => {
     ["greylisting above the reject score", { "mail.rspamd.greylisting": true, "mail.rspamd.thresholds": { reject: 10, addHeader: 6, greylist: 12 } }, /mail\.rspamd\.thresholds\.greylist: must be below thresholds\.reject/],
     ["a relay CA without verification", { "mail.relay": { host: "relay.example.net", tls: "encrypt", caPem: "-----BEGIN CERTIFICATE-----\nQUJD\n-----END CERTIFICATE-----" } }, /mail\.relay\.caPem: is only used with relay\.tls "secure"/],
     ["a per-user burst of zero", { "mail.postfix.submission.userRateLimit": { perHour: 500, burst: 0 } }, /mail\.postfix\.submission\.userRateLimit\.burst: .*1.*got 0/],
+    ["a scrape interval the port 25 probe cannot fit in", { "monitoring.scrapeInterval": "10s" }, /monitoring\.scrapeInterval: must be at least 12s, the mail probes' scrape timeout \(mail\.postscreen\.greetWaitSeconds \(6\) \+ 6 s.*got "10s"/],
+    ["a blackbox exporter image without a tag", { "monitoring.blackbox.image": "quay.io/prometheus/blackbox-exporter" }, /monitoring\.blackbox\.image: must pin a tag or digest/],
     ["an auth failure delay above Dovecot's cap", { "mail.dovecot.authFailureDelaySeconds": 60 }, /mail\.dovecot\.authFailureDelaySeconds: .*15.*got 60/],
   ];
   for (const [what, set, message] of cases) {

@@ -8,7 +8,7 @@ import type { PlatformConfig } from "../../config/schema";
 import { labels, selectorLabels } from "../lib/labels";
 import { execProbe, scratchVolume, spread } from "../lib/pod";
 import { PORTS } from "../lib/ports";
-import { DOVECOT_PORTS, PATHS, POD_LOCAL, PROXY_PORTS, REDIS_UID, RSPAMD_UID, VMAIL_UID } from "./model";
+import { DOVECOT_PORTS, HEADLESS, PATHS, POD_LOCAL, PROXY_PORTS, REDIS_UID, RSPAMD_UID, VMAIL_UID } from "./model";
 import type { MailModel } from "./model";
 import { MAILLOG_MAX_BYTES } from "./postfix";
 import { OVERRIDE_PREFIX, rspamdRedisArgs } from "./rspamd";
@@ -157,7 +157,7 @@ export function postfixSpec(
       : []),
   ];
   return {
-    serviceName: "postfix-headless",
+    serviceName: HEADLESS.postfix,
     replicas: p.replicas,
     // Replicas are independent MTAs: start them together; each keeps its own queue volume.
     podManagementPolicy: "Parallel",
@@ -209,7 +209,7 @@ export function dovecotSpec(cfg: PlatformConfig, m: MailModel, refs: WorkloadRef
   const selector = selectorLabels(cfg, id);
   const dp = DOVECOT_PORTS;
   return {
-    serviceName: "dovecot-headless",
+    serviceName: HEADLESS.dovecot,
     replicas: d.replicas,
     podManagementPolicy: "OrderedReady",
     updateStrategy: { type: "RollingUpdate" },
