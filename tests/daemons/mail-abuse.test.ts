@@ -1,18 +1,22 @@
 // The mail tier's defences against abuse, with the real daemons: postscreen (pregreet, a DNSBL
 // served by rbldnsd), anvil's per-client message rate, Rspamd's per-user submission limit and its
 // content and authentication checks (GTUBE, DMARC p=reject, SPF), Dovecot's slowdown of password
-// guessing, the exporters' metrics after a deferred message, and the locks on AUTH. Expectations come from the stack's config; the stack is prod with
+// guessing, the exporters' metrics after a deferred message, the blackbox exporter's per-port
+// probes, and the locks on AUTH. Expectations come from the stack's config; the stack is prod with
 // a few settings a test needs (a local DNSBL zone, a short pregreet wait).
 import { expect } from "chai";
 import * as fs from "fs";
 import * as path from "path";
+import { BLACKBOX } from "../../components/monitoring/blackbox";
 import { alertGroups } from "../../components/monitoring/rules";
 import { DOVECOT_METRICS } from "../../components/mail/dovecot";
 import { anvilUnit } from "../../components/mail/model";
 import { PORTS } from "../../components/lib/ports";
 import { configOf } from "../harness";
 import { metricNames } from "../promql";
+import type { K8sObject } from "../harness";
 import { useSandbox, versionOf } from "./lib/group";
+import { object, objectsOf, startPod, waitReady } from "./lib/kube";
 import { address, mailClient, postfixHost, queueId, startMail, startsTest, steps, submit, token } from "./lib/mail";
 import type { Mail, Step } from "./lib/mail";
 import type { Pod } from "./lib/sandbox";
@@ -73,7 +77,7 @@ async function submitMany(m: Mail, user: string, n: number, subject: string): Pr
 /** The end of a step, in seconds since the epoch (its start plus its duration). */
 const ended = (x: Step) => x.t! + x.ms! / 1000;
 
-describe(`mail-abuse: postfix ${versionOf(configOf("prod").mail.postfix.image)}; rspamd ${versionOf(configOf("prod").mail.rspamd.image)}; ${versionOf(configOf("prod").mail.postfix.exporter.image)}`, () => {
+describe(`mail-abuse: postfix ${versionOf(configOf("prod").mail.postfix.image)}; rspamd ${versionOf(configOf("prod").mail.rspamd.image)}; ${versionOf(configOf("prod").mail.postfix.exporter.image)}; ${versionOf(configOf("prod").monitoring.blackbox.image)}`, () => {
   const ctx = useSandbox("mail-abuse");
   let m: Mail;
   let listed: Pod;
@@ -264,6 +268,49 @@ describe(`mail-abuse: postfix ${versionOf(configOf("prod").mail.postfix.image)};
     }
     expect(await waitFor("the rendered settings back", async () => { const f = await ehloFeatures(); return f && !f.includes("auth") ? f : undefined; }, 15_000, 500)).to.include("starttls");
   });
+  it("the blackbox exporter, run with the rendered modules, sees every mail port up; a stopped listener is down on its port alone, and so is a replica that does not run", async () => {
+    const sb = ctx.sb;
+    const exporter = await startPod(sb, m.ev, object(m.ev, "Deployment", BLACKBOX, m.ns));
+    await waitReady(exporter, BLACKBOX);
+    // Prometheus, from its namespace: GET <prober>/probe?module=&target= with the scrape timeout it grants.
+    const prometheus = sb.pod("prometheus", { namespace: m.cfg.platform.monitoringNamespace });
+    const fetch = "import sys,urllib.request as u\nr=u.Request(sys.argv[1], headers={'X-Prometheus-Scrape-Timeout-Seconds': sys.argv[2]})\nprint(u.urlopen(r, timeout=60).read().decode())";
+    const probes = objectsOf(m.ev, "Probe").filter((p) => p.metadata.namespace === m.ns);
+    const run = async (p: K8sObject, target: string) => {
+      const url = `http://${p.spec.prober.url}${p.spec.prober.path}?module=${p.spec.module}&target=${encodeURIComponent(target)}`;
+      const r = await prometheus.exec(["/usr/bin/python3", "-c", fetch, url, String(parseInt(p.spec.scrapeTimeout, 10))]);
+      if (r.code !== 0) throw new Error(`probe ${p.metadata.name} ${target}: ${r.stderr}`);
+      return { success: sample(r.stdout, "probe_success"), seconds: sample(r.stdout, "probe_duration_seconds")! };
+    };
+    // The tier starts replica 0 of each StatefulSet: those targets run, the others do not.
+    const running = (t: string) => /^(postfix|dovecot)-0\./.test(t);
+    const protocol = (p: K8sObject) => p.spec.targets.staticConfig.labels.protocol as string;
+    const state = async () => Object.fromEntries(await Promise.all(probes.map(async (p) => [protocol(p), (await run(p, p.spec.targets.staticConfig.static.find(running)!)).success])));
+    const all = (value: number, except: Record<string, number> = {}) => Object.fromEntries(probes.map((p) => [protocol(p), except[protocol(p)] ?? value]));
+    // First, port 25 alone (the exporter is a client postscreen has not seen: smtpd greets after greetWaitSeconds).
+    const smtp = probes.find((p) => protocol(p) === "smtp")!;
+    const first = await run(smtp, smtp.spec.targets.staticConfig.static.find(running)!);
+    expect(first.success).to.equal(1);
+    expect(first.seconds).to.be.at.least(m.cfg.mail.postscreen.greetWaitSeconds);
+    expect(await state()).to.deep.equal(all(1));
+    for (const p of probes) for (const t of p.spec.targets.staticConfig.static.filter((x: string) => !running(x))) expect((await run(p, t)).success, t).to.equal(0);
+    // smtps out of master.cf: 465 is down, 25 and 587 (same pod, same master) stay up.
+    const pf = m.postfix.containers.postfix;
+    const dc = m.dovecot[0].containers.dovecot;
+    try {
+      expect((await pf.exec(["postconf", "-M#", "smtps/inet"])).code).to.equal(0);
+      expect((await pf.exec(["postfix", "reload"])).code).to.equal(0);
+      expect(await waitFor("465 to be reported down", async () => { const x = await state(); return x.smtps === 0 ? x : undefined; }, 15_000, 500)).to.deep.equal(all(1, { smtps: 0 }));
+      // Dovecot's imap-login stopped: IMAP 143 and 993 (both its listeners) are down, POP3 stays up.
+      expect((await dc.exec(["doveadm", "service", "stop", "imap-login"])).code).to.equal(0);
+      expect(await waitFor("IMAP to be reported down", async () => { const x = await state(); return x.imap === 0 ? x : undefined; }, 15_000, 500)).to.deep.equal(all(1, { smtps: 0, imap: 0, imaps: 0 }));
+    } finally {
+      await pf.exec(["sh", "-c", "install -m 0644 /etc/postfix-k8s/master.cf /etc/postfix/master.cf && postfix reload"]);
+      await dc.exec(["doveadm", "reload"]);
+    }
+    expect(await waitFor("every port back up", async () => { const x = await state(); return Object.values(x).every((v) => v === 1) ? x : undefined; }, 15_000, 500)).to.deep.equal(all(1));
+  });
+
   it("the limited user's bucket refills at perHour: later, the leaked number of messages goes through and the next is refused again", async () => {
     if (!bucket) throw new Error("the burst test did not run or failed");
     const limit = m.cfg.mail.postfix.submission.userRateLimit;
