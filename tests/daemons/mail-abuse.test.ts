@@ -10,14 +10,14 @@ import * as path from "path";
 import { BLACKBOX } from "../../components/monitoring/blackbox";
 import { alertGroups } from "../../components/monitoring/rules";
 import { DOVECOT_METRICS } from "../../components/mail/dovecot";
-import { anvilUnit } from "../../components/mail/model";
+import { POD_LOCAL, anvilUnit } from "../../components/mail/model";
 import { PORTS } from "../../components/lib/ports";
 import { configOf } from "../harness";
 import { metricNames } from "../promql";
 import type { K8sObject } from "../harness";
 import { useSandbox, versionOf } from "./lib/group";
 import { object, objectsOf, startPod, waitReady } from "./lib/kube";
-import { address, mailClient, postfixHost, queueId, startMail, startsTest, steps, submit, token } from "./lib/mail";
+import { address, imapRead, mailClient, postfixHost, queueId, startMail, startsTest, steps, submit, token } from "./lib/mail";
 import type { Mail, Step } from "./lib/mail";
 import type { Pod } from "./lib/sandbox";
 import { waitFor } from "./lib/sandbox";
@@ -171,14 +171,24 @@ describe(`mail-abuse: postfix ${versionOf(configOf("prod").mail.postfix.image)};
     queueId(steps(await submit(m, { user: address(m, other), password: m.passwords[other], to: [address(m, m.cfg.mail.postmaster)], subject: `other user ${token()}` }))("data"));
   });
 
-  it("Rspamd rejects the GTUBE test message at DATA, and delivers ordinary mail with its Authentication-Results", async () => {
+  it("Rspamd rejects the GTUBE test message at DATA, runs with the configured thresholds, and delivers ordinary mail with its Authentication-Results", async () => {
     const to = address(m, m.cfg.mail.postmaster);
     const pod = client(m, "content-client");
     const spam = await inbound(m, pod, [["ehlo"], ["mail", "sender@example.net"], ["rcpt", to], ["data", { from: "sender@example.net", to, subject: `gtube ${token()}`, body: `${GTUBE}\n` }], ["quit"]]);
     const d = steps(spam)("data");
     expect(d.code, JSON.stringify(spam)).to.equal(554);
-    const ham = await inbound(m, pod, [["ehlo"], ["mail", "sender@example.net"], ["rcpt", to], ["data", { from: "sender@example.net", to, subject: `ham ${token()}`, body: "An ordinary message.\n" }], ["quit"]]);
+    // GTUBE is a fixed "reject" verdict whatever the scores, so the thresholds are read from the
+    // running Rspamd (its controller, on the pod's loopback).
+    const r = await m.postfix.pod.exec(["/usr/bin/python3", "-c", `import urllib.request as u; print(u.urlopen("http://127.0.0.1:${POD_LOCAL.rspamdController}/actions", timeout=10).read().decode())`]);
+    expect(r.code, r.stderr).to.equal(0);
+    const loaded = Object.fromEntries((JSON.parse(r.stdout.replace(/\bnan\b/gi, "null")) as { action: string; value: number | null }[]).map((a) => [a.action, a.value]));
+    const t = m.cfg.mail.rspamd.thresholds;
+    expect({ reject: loaded.reject, "add header": loaded["add header"] }).to.deep.equal({ reject: t.reject, "add header": t.addHeader });
+    const subject = `ham ${token()}`;
+    const ham = await inbound(m, pod, [["ehlo"], ["mail", "sender@example.net"], ["rcpt", to], ["data", { from: "sender@example.net", to, subject, body: "An ordinary message.\n" }], ["quit"]]);
     queueId(steps(ham)("data"));
+    const read = await imapRead(m, { user: m.cfg.mail.postmaster, find: subject });
+    expect(Buffer.from(read.message_b64, "base64").toString()).to.match(new RegExp(`^Authentication-Results: ${m.cfg.mail.hostname ?? `mail.${m.domain}`};`, "m"));
   });
 
   it("Rspamd rejects an unsigned message claiming a domain whose DMARC policy is reject (SPF fails for the client)", async () => {
@@ -186,7 +196,8 @@ describe(`mail-abuse: postfix ${versionOf(configOf("prod").mail.postfix.image)};
     const r = await inbound(m, client(m, "spoofer"), [["ehlo"], ["mail", "ceo@bank.test"], ["rcpt", to], ["data", { from: "ceo@bank.test", to, subject: `spoof ${token()}` }], ["quit"]]);
     const d = steps(r)("data");
     expect(d.code, JSON.stringify(r)).to.be.within(550, 554);
-    await m.postfix.containers.rspamd.waitLog(/DMARC_POLICY_REJECT/, 10_000).catch(() => undefined);
+    // Refused by the DMARC policy (the dmarc module's action), not by a score.
+    await m.postfix.containers.rspamd.waitLog(/DMARC_POLICY_REJECT.*forced: reject .*set by dmarc/, 10_000);
   });
 
   it("Dovecot slows repeated wrong passwords from one address: every failure waits auth_failure_delay, and the penalty grows", async () => {
