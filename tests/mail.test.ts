@@ -321,6 +321,20 @@ for (const stack of STACKS) {
       expect(groups[0].maxPods).to.equal(mc.postfix.replicas);
     });
 
+    it("points the exporter at the log file run.sh creates (waiting for it, as both containers start together) and at master.cf's loopback showq", () => {
+      const spec = podOf(ev, "postfix", stack);
+      const args: string[] = container(spec, "exporter").args;
+      const arg = (name: string) => args.find((a) => a.startsWith(`--postfix.${name}=`))?.split("=")[1];
+      const logMount = container(spec, "exporter").volumeMounts.find((v: any) => v.name === "maillog").mountPath;
+      expect(arg("logfile_path")).to.equal(`${logMount}/mail.log`);
+      expect(container(spec, "postfix").volumeMounts.find((v: any) => v.name === "maillog").mountPath).to.equal(logMount);
+      const cm = findObject(ev, "ConfigMap", "postfix-config", ns).data;
+      expect(cm["run.sh"]).to.include(`log=${logMount}/mail.log`).and.include('touch "$log"');
+      expect(arg("logfile_must_exist")).to.equal("false");
+      expect(arg("showq_network")).to.equal("tcp");
+      expect(cm["master.cf"]).to.match(new RegExp(`^127\\.0\\.0\\.1:${arg("showq_port")} +inet .* showq$`, "m"));
+    });
+
     it("registers objects that validate against the Kubernetes schema", async () => {
       for (const kind of ["StatefulSet", "Service", "ConfigMap"]) {
         for (const o of objectsOfKind(ev, kind).filter((x: any) => x.metadata.namespace === ns)) await validateObject(o);

@@ -199,6 +199,9 @@ export function exporterArgs(): string[] {
     "--postfix.showq_network=tcp",
     `--postfix.showq_port=${POD_LOCAL.showq}`,
     `--postfix.logfile_path=${PATHS.maillog}/mail.log`,
+    // The postfix container's run.sh creates the file, and both containers start together: by
+    // default the exporter exits when it is not there yet (a restart at every pod start).
+    "--postfix.logfile_must_exist=false",
     ...["smtpd", "submission/smtpd", "smtps/smtpd"].map((l) => `--postfix.smtpd_service_label=${l}`),
   ];
 }
