@@ -61,7 +61,7 @@ export function buildPlatform({ config: cfg, secret }: LoadedConfig): BuiltPlatf
   const routes = edgeRoutes(cfg, services.routes, workers?.routes ?? []);
   const edge = cfg.edge.enabled ? new Edge("edge", { config: cfg, namespace: platform.namespaces.app, ...routes, graph }, opts) : undefined;
   declareMonitoringEdges(cfg, graph, pods);
-  const monitoring = cfg.monitoring.enabled ? new Monitoring("monitoring", { config: cfg, namespaces: platform.namespaces, inventory: pods }, opts) : undefined;
+  const monitoring = cfg.monitoring.enabled ? new Monitoring("monitoring", { config: cfg, namespaces: platform.namespaces, inventory: pods, serviceAccount: (n) => platform.serviceAccount(n) }, opts) : undefined;
   declareSmokeEdges(cfg, graph);
 
   const network = new NetworkPolicies("network", { config: cfg, graph }, opts);

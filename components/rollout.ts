@@ -8,6 +8,7 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import type { PlatformConfig } from "../config/schema";
 import { STORES } from "../config/data";
+import { BLACKBOX } from "./monitoring/blackbox";
 
 export interface RolloutTarget {
   namespace: string;
@@ -30,6 +31,7 @@ export function rolloutTargets(cfg: PlatformConfig): RolloutTarget[] {
   // A managed Postgres (postgres.external) runs no pod to wait for.
   for (const store of STORES) if (cfg[store].enabled && !(store === "postgres" && cfg.postgres.external)) out.push({ namespace: app, kind: "statefulset", name: store });
   if (cfg.mail.enabled) for (const name of ["postfix", "dovecot"]) out.push({ namespace: cfg.platform.mailNamespace, kind: "statefulset", name });
+  if (cfg.mail.enabled && cfg.monitoring.enabled) out.push({ namespace: cfg.platform.mailNamespace, kind: "deployment", name: BLACKBOX });
   return out;
 }
 

@@ -107,6 +107,10 @@ export function inventory(cfg: PlatformConfig): PodGroup[] {
       // It mounts the mailboxes' claim too, but owns only its backup claim.
       groups.push({ name: "mailbox-backup", namespace: "mail", serviceAccount: "mailbox-backup", maxPods: 1, surge: 0, containers: backupContainers(cfg.backups, cfg.mail.backup.resources), volumes: 1 });
     }
+    if (cfg.monitoring.enabled) {
+      // Probes every mail port (components/monitoring/blackbox.ts); a Deployment that rolls with surge.
+      groups.push({ name: "blackbox-exporter", namespace: "mail", serviceAccount: "blackbox-exporter", maxPods: 1, surge: 1, containers: [cfg.monitoring.blackbox.resources], volumes: 0, metricsPort: PORTS.blackbox.metrics });
+    }
   }
   if (cfg.jaeger.enabled) {
     // One pod, Recreate: Badger's files take an exclusive lock, so two pods never share the volume.

@@ -122,7 +122,10 @@ const postfixSchema = z.strictObject({
   /** Port 587: STARTTLS then SASL. "none" is refused: it would send passwords in clear text. */
   submission: z.strictObject({
     tls: z.enum(["required", "none"]),
-    /** Per authenticated user (Rspamd ratelimit, leaky bucket): at most `burst` at once, refilled at perHour. */
+    /**
+     * Per authenticated user (Rspamd ratelimit, leaky bucket): at most `burst` messages at once, refilled
+     * at perHour; a message counts once whatever its recipients. The next one gets 451 at DATA.
+     */
     userRateLimit: z.strictObject({ perHour: z.number().int().min(1).max(1_000_000), burst: z.number().int().min(1).max(100_000) }),
   }),
   /** The DKIM key Rspamd signs authenticated mail with (docs/mail.md, "DKIM"). */

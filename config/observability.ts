@@ -99,12 +99,35 @@ export const edgeSchema = z
   });
 export type EdgeConfig = z.infer<typeof edgeSchema>;
 
+/** Slack of a mail probe on top of postscreen's greeting delay: connect, TLS handshake, EHLO round trips. */
+export const MAIL_PROBE_SLACK_SECONDS = 5;
+
+/**
+ * How long one mail probe may take (components/monitoring/blackbox.ts). A client postscreen has
+ * not seen yet (a new blackbox pod, a restarted Postfix) gets smtpd's "220 " only after
+ * greetWaitSeconds; a probe that gave up sooner would fail every time, since postscreen caches
+ * only a client that waited.
+ */
+export function mailProbeTimeoutSeconds(postscreen: { enabled: boolean; greetWaitSeconds: number }): number {
+  return (postscreen.enabled ? postscreen.greetWaitSeconds : 0) + MAIL_PROBE_SLACK_SECONDS;
+}
+
+/** The Probes' scrape timeout: the exporter subtracts 0.5 s (--timeout-offset) from what Prometheus grants. */
+export function mailProbeScrapeTimeoutSeconds(postscreen: { enabled: boolean; greetWaitSeconds: number }): number {
+  return mailProbeTimeoutSeconds(postscreen) + 1;
+}
+
 export const monitoringSchema = z.strictObject({
   /** The Prometheus Operator CRDs exist in the cluster (ServiceMonitor, PrometheusRule). */
   enabled: z.boolean(),
   /** Labels the Prometheus selects rules and monitors by (kube-prometheus-stack: release=<name>). */
   selectorLabels: z.record(z.string(), z.string()),
   scrapeInterval: z.string().regex(/^\d+s$/, "must be seconds such as 30s"),
+  /**
+   * Prometheus's blackbox exporter in the mail namespace (only with mail.enabled): it speaks SMTP,
+   * IMAP and POP3 to every mail port of every replica, so an alert names the port that is down.
+   */
+  blackbox: z.strictObject({ image: image, resources: resources }),
   thresholds: z.strictObject({
     errorRatio: ratio,
     p95LatencySeconds: z.number().positive(),
@@ -168,6 +191,8 @@ export function monitoringDefaults(env: Environment): z.input<typeof monitoringS
     enabled: env !== "dev",
     selectorLabels: { release: "kube-prometheus-stack" },
     scrapeInterval: "30s",
+    // 0.25 (Debian's 0.23 stands in for it in the daemon tier; the TCP prober is the same code).
+    blackbox: { image: "quay.io/prometheus/blackbox-exporter:v0.25.0", resources: res("10m", "32Mi", "100m", "64Mi") },
     thresholds: {
       errorRatio: 0.05,
       p95LatencySeconds: 1,

@@ -10,7 +10,7 @@ import { workersDefaults, workersSchema } from "./workers";
 import { dataCrossTierIssues, mongoDefaults, mongoSchema, postgresDefaults, postgresSchema, redisDefaults, redisSchema } from "./data";
 import { postgresIssues, resolvePostgres } from "./postgres";
 import { mailDefaults, mailSchema } from "./mail";
-import { edgeDefaults, edgeSchema, jaegerDefaults, jaegerSchema, monitoringDefaults, monitoringSchema } from "./observability";
+import { MAIL_PROBE_SLACK_SECONDS, edgeDefaults, edgeSchema, jaegerDefaults, jaegerSchema, mailProbeScrapeTimeoutSeconds, monitoringDefaults, monitoringSchema } from "./observability";
 import { clusterDefaults, clusterSchema, platformDefaults, platformSchema, secretsDefaults, secretsSchema } from "./platform";
 import { verifyDefaults, verifySchema } from "./verify";
 
@@ -80,6 +80,14 @@ export const rootSchema = rootObject
       (deps ?? []).forEach((d, i) => {
         if (!cfg[d].enabled) ctx.addIssue({ code: "custom", path: [...path, i], message: `${who} depends on ${d}, but ${d} is disabled (${d}.enabled: false)` });
       });
+    }
+    // The mail probes wait out postscreen's greeting delay, and a scrape may not outlast its interval.
+    if (cfg.monitoring.enabled && cfg.mail.enabled) {
+      const need = mailProbeScrapeTimeoutSeconds(cfg.mail.postscreen);
+      if (parseInt(cfg.monitoring.scrapeInterval, 10) < need) {
+        const wait = cfg.mail.postscreen.enabled ? `mail.postscreen.greetWaitSeconds (${cfg.mail.postscreen.greetWaitSeconds}) + ` : "";
+        ctx.addIssue({ code: "custom", path: ["monitoring", "scrapeInterval"], message: `must be at least ${need}s, the mail probes' scrape timeout (${wait}${MAIL_PROBE_SLACK_SECONDS + 1} s: a probe of port 25 waits out postscreen's greeting delay)` });
+      }
     }
     // Celery needs its broker: beat and every pool talk to Redis.
     if (cfg.workers.enabled && !cfg.redis.enabled) {

@@ -18,10 +18,11 @@ function expectedApiObjects(stack: string): string[] {
   return [...common, ...(stack === "dev" ? ["Service api-lb"] : ["ServiceMonitor api"])].sort();
 }
 
+// blackbox-exporter: the mail tier's per-port probes, where monitoring is on (staging, prod).
 const EXPECTED_DEPLOYMENTS: Record<string, string[]> = {
   dev: ["api", "worker-default", "beat", "flower", "jaeger"],
-  staging: ["api", "worker-default", "beat", "flower", "jaeger"],
-  prod: ["api", "worker-default", "beat", "jaeger"],
+  staging: ["api", "worker-default", "beat", "flower", "jaeger", "blackbox-exporter"],
+  prod: ["api", "worker-default", "beat", "jaeger", "blackbox-exporter"],
 };
 
 describe("default stacks: still exactly one HTTP service, api, with the same objects", () => {

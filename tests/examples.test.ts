@@ -59,7 +59,8 @@ const SEEDS: Seed[] = [
   {
     stack: "seed-003-smtp",
     scaled: {},
-    workloads: ["postfix", "dovecot"],
+    // The blackbox exporter probes the mail ports (monitoring is on in prod).
+    workloads: ["postfix", "dovecot", "blackbox-exporter"],
     stores: { postfix: { size: "10Gi", storageClass: "fast-ssd", res: ["500m", "2000m", "512Mi", "2Gi"] } },
     routes: [],
   },

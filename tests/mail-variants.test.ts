@@ -6,7 +6,8 @@ import { execFile } from "child_process";
 import * as net from "net";
 import { CAPABILITIES, IMAP_GREETING, LINT_EXCEPTIONS, SMTP_GREETING, greetingCheck } from "../components/mail/security";
 import { mailDnsRecords, txtStrings, zoneLines } from "../components/mail/dns";
-import { mailModel, PROXY_PORTS } from "../components/mail/model";
+import { mailModel, PATHS, PROXY_PORTS } from "../components/mail/model";
+import { RATELIMIT_EXEMPT_RCPTS } from "../components/mail/rspamd";
 import { mainCf } from "../components/mail/postfix";
 import { parseConfig } from "../config/loader";
 import { requiredSecrets } from "../config/schema";
@@ -113,9 +114,24 @@ describe("mail tier: abuse defences rendered from config", () => {
     const block = (svc: string) => master.split(/\n(?=\S)/).find((b: string) => b.startsWith(`${svc} `))!;
     for (const svc of ["submission", "smtps"]) expect(block(svc)).to.include("-o smtpd_client_message_rate_limit=0");
     expect(block("smtpd")).to.match(new RegExp(`^smtpd +pass +- +- +n +- +${l.smtpdProcesses} +smtpd`));
-    const ratelimit = findObject(ev, "ConfigMap", "rspamd-config", NS).data["ratelimit.conf"];
-    const u = prodCfg().mail.postfix.submission.userRateLimit;
-    expect(ratelimit).to.include(`bucket = { burst = ${u.burst}; rate = "${u.perHour} / 1h"; }`);
+  });
+
+  it("Rspamd limits each authenticated user to the configured bucket: every message counts once, no recipient exempts one, the bucket never adapts", async () => {
+    const u = { perHour: 120, burst: 7 };
+    const ev = ok(await evaluate({ stack: "prod", set: { "mail.postfix.submission.userRateLimit": u } }));
+    const data = findObject(ev, "ConfigMap", "rspamd-config", NS).data;
+    const conf = data["ratelimit.conf"] as string;
+    expect(conf).to.match(new RegExp(`^rates \\{\n  user = \\{\n    bucket = \\{ burst = ${u.burst}; rate = "${u.perHour} / 1h"; skip_recipients = true; \\}\n  \\}\n\\}$`, "m"));
+    // Rspamd's default exempts postmaster@/mailer-daemon@ recipients; the list is replaced by a file the pod mounts, with no entry.
+    const exempt = /^whitelisted_rcpts = "([^"]+)";$/m.exec(conf)![1];
+    expect(exempt).to.equal(`${PATHS.rspamdLocal}/${RATELIMIT_EXEMPT_RCPTS}`);
+    expect(data[RATELIMIT_EXEMPT_RCPTS].split("\n").filter((l: string) => l.trim() && !l.startsWith("#"))).to.deep.equal([]);
+    const pod = findObject(ev, "StatefulSet", "postfix", NS).spec.template.spec;
+    const local = pod.volumes.find((v: any) => v.name === "rspamd-local");
+    expect(local.configMap.items.map((i: any) => i.path)).to.include(RATELIMIT_EXEMPT_RCPTS);
+    expect(pod.containers.find((c: any) => c.name === "rspamd").volumeMounts.find((m: any) => m.name === "rspamd-local").mountPath).to.equal(PATHS.rspamdLocal);
+    // Neither Rspamd 3.4's always-on multipliers nor 3.9's dynamic mode may grow the bucket.
+    expect(conf).to.include("dynamic_rate_limit = false;").and.include("max_rate_mult = 1;").and.include("max_bucket_mult = 1;");
   });
 
   it("postscreen answers port 25 with the configured DNSBL weights, threshold, pregreet wait and allow/deny table; off puts smtpd back", async () => {
@@ -243,6 +259,9 @@ describe("mail tier: bad configs are rejected before any resource", () => {
     ["an add-header score at or above the reject score", { "mail.rspamd.thresholds": { reject: 10, addHeader: 10, greylist: 4 } }, /mail\.rspamd\.thresholds\.addHeader: must be below thresholds\.reject \(10\).*got 10/],
     ["greylisting above the reject score", { "mail.rspamd.greylisting": true, "mail.rspamd.thresholds": { reject: 10, addHeader: 6, greylist: 12 } }, /mail\.rspamd\.thresholds\.greylist: must be below thresholds\.reject/],
     ["a relay CA without verification", { "mail.relay": { host: "relay.example.net", tls: "encrypt", caPem: "-----BEGIN CERTIFICATE-----\nQUJD\n-----END CERTIFICATE-----" } }, /mail\.relay\.caPem: is only used with relay\.tls "secure"/],
+    ["a per-user burst of zero", { "mail.postfix.submission.userRateLimit": { perHour: 500, burst: 0 } }, /mail\.postfix\.submission\.userRateLimit\.burst: .*1.*got 0/],
+    ["a scrape interval the port 25 probe cannot fit in", { "monitoring.scrapeInterval": "10s" }, /monitoring\.scrapeInterval: must be at least 12s, the mail probes' scrape timeout \(mail\.postscreen\.greetWaitSeconds \(6\) \+ 6 s.*got "10s"/],
+    ["a blackbox exporter image without a tag", { "monitoring.blackbox.image": "quay.io/prometheus/blackbox-exporter" }, /monitoring\.blackbox\.image: must pin a tag or digest/],
     ["an auth failure delay above Dovecot's cap", { "mail.dovecot.authFailureDelaySeconds": 60 }, /mail\.dovecot\.authFailureDelaySeconds: .*15.*got 60/],
   ];
   for (const [what, set, message] of cases) {

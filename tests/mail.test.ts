@@ -13,7 +13,7 @@ import { DOVECOT_PORTS, PATHS, POD_LOCAL } from "../components/mail/model";
 import { pemBody } from "../components/mail/dns";
 import { PORTS } from "../components/lib/ports";
 import { PRIVATE_RANGES } from "../components/lib/graph";
-import { ROOT, STACKS, evaluateStack, findObject, mocks, objectsOfKind, ok, recordOf, isSecretAt } from "./harness";
+import { ROOT, STACKS, configOf, evaluateStack, findObject, mocks, objectsOfKind, ok, recordOf, isSecretAt } from "./harness";
 import type { Evaluation } from "./harness";
 import { podSecurityViolations, validateObject } from "./checks";
 import { postconf } from "./mailutil";
@@ -230,9 +230,15 @@ for (const stack of STACKS) {
       const postfixSel = findObject(ev, "StatefulSet", "postfix", ns).spec.selector.matchLabels;
       const ports = (rule: any) => rule.ports.map((p: any) => p.port).sort((a: number, b: number) => a - b);
       const dovecotIn = pol("dovecot").ingress;
-      const fromPostfix = dovecotIn.filter((r: any) => r.from[0].podSelector && !r.from[0].namespaceSelector);
-      expect(fromPostfix.every((r: any) => JSON.stringify(r.from[0].podSelector.matchLabels) === JSON.stringify(postfixSel))).to.equal(true);
-      expect(fromPostfix.flatMap(ports).sort()).to.deep.equal([DOVECOT_PORTS.lmtp, DOVECOT_PORTS.auth].sort());
+      const fromPods = (rules: any[], selector: Record<string, string>) =>
+        rules.filter((r: any) => r.from[0].podSelector && !r.from[0].namespaceSelector && JSON.stringify(r.from[0].podSelector.matchLabels) === JSON.stringify(selector));
+      const inPods = dovecotIn.filter((r: any) => r.from[0].podSelector && !r.from[0].namespaceSelector);
+      expect(fromPods(dovecotIn, postfixSel).flatMap(ports).sort()).to.deep.equal([DOVECOT_PORTS.lmtp, DOVECOT_PORTS.auth].sort());
+      // With monitoring, the blackbox exporter probes the client ports (each replica's own address, so container ports).
+      const blackbox = configOf(stack).monitoring.enabled ? findObject(ev, "Deployment", "blackbox-exporter", ns).spec.selector.matchLabels : undefined;
+      const probed = (pods: any[]) => pods.flatMap(ports).sort((a: number, b: number) => a - b);
+      expect(probed(blackbox ? fromPods(dovecotIn, blackbox) : [])).to.deep.equal(blackbox ? [DOVECOT_PORTS.pop3, DOVECOT_PORTS.imap, DOVECOT_PORTS.imaps, DOVECOT_PORTS.pop3s] : []);
+      expect(inPods.length).to.equal(fromPods(dovecotIn, postfixSel).length + (blackbox ? fromPods(dovecotIn, blackbox).length : 0));
       const internetIn = dovecotIn.filter((r: any) => r.from[0].ipBlock);
       expect(internetIn.flatMap(ports)).to.deep.equal([DOVECOT_PORTS.pop3, DOVECOT_PORTS.imap, DOVECOT_PORTS.imaps, DOVECOT_PORTS.pop3s]);
       expect(internetIn[0].from[0].ipBlock.except).to.deep.equal(PRIVATE_RANGES);
@@ -241,6 +247,7 @@ for (const stack of STACKS) {
       expect(postfix.ingress.filter((r: any) => r.from[0].ipBlock).flatMap(ports)).to.deep.equal([25, 465, 587]);
       expect(postfix.egress.filter((r: any) => r.to[0].ipBlock).flatMap(ports)).to.deep.equal([25, 465, 587]);
       expect(postfix.egress.filter((r: any) => r.to[0].podSelector).flatMap(ports).sort()).to.deep.equal([DOVECOT_PORTS.lmtp, DOVECOT_PORTS.auth].sort());
+      expect(probed(blackbox ? fromPods(postfix.ingress, blackbox) : [])).to.deep.equal(blackbox ? [25, 465, 587] : []);
     });
 
     it("runs only Postfix's master as root (baseline, justified capabilities); every other mail container and the whole Dovecot pod pass restricted", () => {
@@ -310,9 +317,23 @@ for (const stack of STACKS) {
       expect(container(podOf(ev, "dovecot", stack), "dovecot").resources).to.deep.equal(mc.dovecot.resources);
       const cfg = parseConfig(Object.fromEntries(Object.entries(ev.config).map(([k, v]) => [k.split(":")[1], tryJson(v)])), { stack });
       const groups = inventory(cfg).filter((g) => g.namespace === "mail");
-      expect(groups.map((g) => g.name)).to.deep.equal(["postfix", "dovecot", ...(cfg.mail.backup.enabled ? ["mailbox-backup"] : [])]);
+      expect(groups.map((g) => g.name)).to.deep.equal(["postfix", "dovecot", ...(cfg.mail.backup.enabled ? ["mailbox-backup"] : []), ...(cfg.monitoring.enabled ? ["blackbox-exporter"] : [])]);
       expect(groups[0].containers).to.deep.equal(postfix.containers.map((c: any) => c.resources));
       expect(groups[0].maxPods).to.equal(mc.postfix.replicas);
+    });
+
+    it("points the exporter at the log file run.sh creates (waiting for it, as both containers start together) and at master.cf's loopback showq", () => {
+      const spec = podOf(ev, "postfix", stack);
+      const args: string[] = container(spec, "exporter").args;
+      const arg = (name: string) => args.find((a) => a.startsWith(`--postfix.${name}=`))?.split("=")[1];
+      const logMount = container(spec, "exporter").volumeMounts.find((v: any) => v.name === "maillog").mountPath;
+      expect(arg("logfile_path")).to.equal(`${logMount}/mail.log`);
+      expect(container(spec, "postfix").volumeMounts.find((v: any) => v.name === "maillog").mountPath).to.equal(logMount);
+      const cm = findObject(ev, "ConfigMap", "postfix-config", ns).data;
+      expect(cm["run.sh"]).to.include(`log=${logMount}/mail.log`).and.include('touch "$log"');
+      expect(arg("logfile_must_exist")).to.equal("false");
+      expect(arg("showq_network")).to.equal("tcp");
+      expect(cm["master.cf"]).to.match(new RegExp(`^127\\.0\\.0\\.1:${arg("showq_port")} +inet .* showq$`, "m"));
     });
 
     it("registers objects that validate against the Kubernetes schema", async () => {

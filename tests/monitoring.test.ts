@@ -48,6 +48,8 @@ const EXPORTED_METRICS: Record<string, string[]> = {
   // Dovecot's stats service: the `metric` blocks of dovecot.conf, as dovecot_<name>_total.
   dovecot: DOVECOT_METRICS.map((m) => `dovecot_${m.name}_total`),
   "cert-manager": ["certmanager_certificate_expiration_timestamp_seconds"],
+  // The blackbox exporter's probe results (the mail ports).
+  blackbox_exporter: ["probe_success"],
 };
 const KNOWN = new Set(Object.values(EXPORTED_METRICS).flat());
 
@@ -63,6 +65,9 @@ const ISSUE_ALERTS = [
   "PostgresConnectionsNearMax",
   "MailSMTPDown",
   "MailIMAPDown",
+  "MailPOP3Down",
+  "MailNoReadyPostfix",
+  "MailNoReadyDovecot",
   "RspamdDown",
   "MailDeferredQueueGrowing",
   "MailRejectRateHigh",
@@ -222,14 +227,14 @@ describe("monitoring", () => {
     expect(JSON.stringify(objectsOfKind(ev, "NetworkPolicy"))).not.to.contain('"monitoring"');
   });
 
-  it("mail alerts read the objects the mail tier really creates: the Services' endpoints, the rspamd container, the Certificate (prod)", async () => {
+  it("mail alerts read the objects the mail tier really creates: the Services' endpoints, the rspamd container, the Certificate, the Probes (prod)", async () => {
     const ev = ok(await evaluateStack("prod"));
     const cfg = configOf("prod");
     const alerts = objectsOfKind(ev, "PrometheusRule")[0].spec.groups.flatMap((g: any) => g.rules);
     const by = (n: string) => alerts.find((r: any) => r.alert === n).expr as string;
     const mailNs = cfg.platform.mailNamespace;
     const named = (kind: string, name: string) => objectsOfKind(ev, kind).some((o) => o.metadata.name === name && o.metadata.namespace === mailNs);
-    for (const [alert, svc] of [["MailSMTPDown", "postfix"], ["MailIMAPDown", "dovecot"]]) {
+    for (const [alert, svc] of [["MailNoReadyPostfix", "postfix"], ["MailNoReadyDovecot", "dovecot"]]) {
       const endpoint = /endpoint="([^"]+)"/.exec(by(alert))![1];
       expect(endpoint).to.equal(svc);
       expect(named("Service", endpoint), endpoint).to.equal(true);

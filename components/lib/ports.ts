@@ -10,6 +10,7 @@ export const PORTS = {
   postfix: { smtp: 25, smtps: 465, submission: 587, metrics: 9154 },
   dovecot: { imap: 143, imaps: 993, pop3: 110, pop3s: 995, lmtp: 24, auth: 12345, metrics: 9166 },
   jaeger: { otlpGrpc: 4317, otlpHttp: 4318, ui: 16686, health: 13133, metrics: 8888 },
+  blackbox: { metrics: 9115 },
   dns: 53,
 } as const;
 

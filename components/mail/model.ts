@@ -40,6 +40,14 @@ export const PATHS = {
   mail: "/srv/mail",
 } as const;
 
+/** The StatefulSets' governing (headless) Services: each replica is <set>-<n>.<service>.<ns>.svc.cluster.local. */
+export const HEADLESS = { postfix: "postfix-headless", dovecot: "dovecot-headless" } as const;
+
+/** The DNS name of one replica of a mail StatefulSet (exists while the pod does, ready or not). */
+export function replicaHost(daemon: keyof typeof HEADLESS, ordinal: number, namespace: string): string {
+  return `${daemon}-${ordinal}.${HEADLESS[daemon]}.${namespace}.svc.cluster.local`;
+}
+
 /** vmail in the dovecot/dovecot image (useradd -u 1000): every Dovecot process runs as it. */
 export const VMAIL_UID = 1000;
 /** The rspamd/rspamd image's user and group (USER 11333:11333). */

@@ -8,7 +8,7 @@ import type { PlatformConfig } from "../../config/schema";
 import { labels, selectorLabels } from "../lib/labels";
 import { execProbe, scratchVolume, spread } from "../lib/pod";
 import { PORTS } from "../lib/ports";
-import { DOVECOT_PORTS, PATHS, POD_LOCAL, PROXY_PORTS, REDIS_UID, RSPAMD_UID, VMAIL_UID } from "./model";
+import { DOVECOT_PORTS, HEADLESS, PATHS, POD_LOCAL, PROXY_PORTS, REDIS_UID, RSPAMD_UID, VMAIL_UID } from "./model";
 import type { MailModel } from "./model";
 import { MAILLOG_MAX_BYTES } from "./postfix";
 import { OVERRIDE_PREFIX, rspamdRedisArgs } from "./rspamd";
@@ -157,7 +157,7 @@ export function postfixSpec(
       : []),
   ];
   return {
-    serviceName: "postfix-headless",
+    serviceName: HEADLESS.postfix,
     replicas: p.replicas,
     // Replicas are independent MTAs: start them together; each keeps its own queue volume.
     podManagementPolicy: "Parallel",
@@ -199,6 +199,9 @@ export function exporterArgs(): string[] {
     "--postfix.showq_network=tcp",
     `--postfix.showq_port=${POD_LOCAL.showq}`,
     `--postfix.logfile_path=${PATHS.maillog}/mail.log`,
+    // The postfix container's run.sh creates the file, and both containers start together: by
+    // default the exporter exits when it is not there yet (a restart at every pod start).
+    "--postfix.logfile_must_exist=false",
     ...["smtpd", "submission/smtpd", "smtps/smtpd"].map((l) => `--postfix.smtpd_service_label=${l}`),
   ];
 }
@@ -209,7 +212,7 @@ export function dovecotSpec(cfg: PlatformConfig, m: MailModel, refs: WorkloadRef
   const selector = selectorLabels(cfg, id);
   const dp = DOVECOT_PORTS;
   return {
-    serviceName: "dovecot-headless",
+    serviceName: HEADLESS.dovecot,
     replicas: d.replicas,
     podManagementPolicy: "OrderedReady",
     updateStrategy: { type: "RollingUpdate" },

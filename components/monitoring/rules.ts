@@ -6,6 +6,8 @@ import { cronMaxGapSeconds } from "../../config/cron";
 import { celeryQueues } from "../../config/workers";
 import type { PlatformConfig } from "../../config/schema";
 import { publicIngressName, tlsSecretName } from "../edge";
+import { MAIL_PROBES } from "./blackbox";
+import type { MailProtocol } from "./blackbox";
 
 export interface Alert {
   alert: string;
@@ -251,30 +253,58 @@ export function alertGroups(cfg: PlatformConfig): RuleGroup[] {
 }
 
 /**
- * Mail: the daemons' availability (kube-state-metrics: the Services' ready endpoints, whose
- * readiness probes speak SMTP and IMAP, and the rspamd container), the queue and delivery
- * outcomes (postfix_exporter: showq and the log), password guessing (Dovecot's own metrics) and
- * the certificate (cert-manager, when it issues it).
+ * Mail: every port of every replica (the blackbox exporter's probes speak SMTP, IMAP and POP3),
+ * the Services' ready endpoints and the rspamd container (kube-state-metrics), the queue and
+ * delivery outcomes (postfix_exporter: showq and the log), password guessing (Dovecot's own
+ * metrics) and the certificate (cert-manager, when it issues it).
  */
 function mailAlerts(cfg: PlatformConfig): Alert[] {
   const t = cfg.monitoring.thresholds;
   const mailNs = `namespace="${cfg.platform.mailNamespace}"`;
-  const rules = [
+  const portDown = (name: string, what: string, ps: MailProtocol[], severity: Alert["labels"]["severity"], runbook: string) =>
     alert(
+      name,
+      `probe_success{${mailNs},protocol=~"${ps.join("|")}"} == 0`,
+      "5m",
+      severity,
+      `${what} port {{ $labels.port }} ({{ $labels.protocol }}) does not answer on {{ $labels.pod }}`,
+      `The blackbox probe of {{ $labels.instance }} has failed for 5 minutes: no connection, no greeting, no STARTTLS or TLS handshake, or (submission) no AUTH offered.`,
+      runbook,
+    );
+  const smtp = MAIL_PROBES.filter((p) => p.daemon === "postfix").map((p) => p.protocol);
+  const imap: MailProtocol[] = ["imap", "imaps"];
+  const pop3: MailProtocol[] = ["pop3", "pop3s"];
+  const rules = [
+    portDown(
       "MailSMTPDown",
+      "SMTP",
+      smtp,
+      "critical",
+      "kubectl -n <mail ns> exec {{ $labels.pod }} -c postfix -- postconf -M (is the port's service in master.cf?) and the postfix container's log; port 25 answers through postscreen; 465/587 without AUTH mean smtpd cannot reach Dovecot's auth service (check MailIMAPDown and dovecot-0).",
+    ),
+    portDown(
+      "MailIMAPDown",
+      "IMAP",
+      imap,
+      "critical",
+      "kubectl -n <mail ns> logs {{ $labels.pod }}: imap-login errors, the mail-tls Secret (TLS handshake), the mailbox volume; doveadm service status in the pod.",
+    ),
+    portDown("MailPOP3Down", "POP3", pop3, "warning", "kubectl -n <mail ns> logs {{ $labels.pod }}: pop3-login errors and the mail-tls Secret; doveadm service status in the pod."),
+    alert(
+      "MailNoReadyPostfix",
       `sum(kube_endpoint_address{${mailNs},endpoint="postfix",ready="true"}) == 0 or absent(kube_endpoint_address{${mailNs},endpoint="postfix",ready="true"})`,
       "5m",
       "critical",
-      "No Postfix pod is ready: SMTP 25, smtps 465 and submission 587 are down",
-      "The postfix Service has no ready endpoint; its readiness probe expects the SMTP greeting.",
+      "No Postfix pod is ready: the postfix Service (the app's submission on 587) routes nowhere",
+      "The postfix Service has no ready endpoint; its readiness probe expects the SMTP greeting on port 25.",
       "kubectl -n <mail ns> describe pod -l app.kubernetes.io/name=postfix; logs of the postfix and rspamd containers (milter down defers all mail).",
     ),
     alert(
-      "MailIMAPDown",
+      "MailNoReadyDovecot",
       `sum(kube_endpoint_address{${mailNs},endpoint="dovecot",ready="true"}) == 0 or absent(kube_endpoint_address{${mailNs},endpoint="dovecot",ready="true"})`,
       "5m",
       "critical",
-      "No Dovecot pod is ready: IMAP/POP3, LMTP delivery and submission logins are down",
+      "No Dovecot pod is ready: LMTP delivery, submission logins and the dovecot Service are down",
       "The dovecot Service has no ready endpoint; its readiness probe expects the IMAP greeting.",
       "kubectl -n <mail ns> logs dovecot-0; check the mailbox volume (full?) and the mail-tls Secret.",
     ),

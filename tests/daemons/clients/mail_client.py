@@ -65,14 +65,17 @@ def build_message(spec):
 
 
 def smtp(o):
-    """Runs o["steps"] in order ([name, args...]); stops after a step that raised."""
+    """Runs o["steps"] in order ([name, args...]); stops after a step that raised. With
+    o["until_refused"], a refused DATA ends the session (QUIT): Postfix slows every reply down
+    once a client has made smtpd_soft_error_limit errors."""
     s = smtplib.LMTP() if o.get("lmtp") else smtplib.SMTP()
     s.sock = connect(o)
     s._host = o.get("servername", o["host"])
     out = {"greeting": list(map(text, s.getreply())), "steps": []}
     for step in o["steps"]:
         name, args = step[0], step[1:]
-        rec = {"step": name}
+        # "t": when the step began (wall clock, the tests' clock too), for rate arithmetic.
+        rec = {"step": name, "t": time.time()}
         out["steps"].append(rec)
         started = time.monotonic()
         try:
@@ -119,6 +122,10 @@ def smtp(o):
             break
         finally:
             rec["ms"] = round((time.monotonic() - started) * 1000)
+        if o.get("until_refused") and name == "data" and rec.get("code", 250) >= 400:
+            code, resp = s.docmd("QUIT")
+            out["steps"].append({"step": "quit", "code": code, "text": text(resp)})
+            break
     return out
 
 

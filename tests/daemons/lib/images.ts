@@ -139,6 +139,18 @@ const SHIMS: [RegExp, Shim][] = [
     },
   ],
   [
+    /^quay\.io\/prometheus\/blackbox-exporter:/,
+    {
+      // Debian's prometheus-blackbox-exporter 0.23.0 for the image's v0.25.0: the TCP prober
+      // (prober/tcp.go) and the module format are the same code in both; 0.24 added a hostname
+      // parameter to TCP probes (unused here) and 0.25 per-target probe logs. The image's
+      // ENTRYPOINT is /bin/blackbox_exporter and it sets no USER (the pod runs it as 65534).
+      argv: (command, args) => [...(command ?? ["/usr/bin/prometheus-blackbox-exporter"]), ...(args ?? ["--config.file=/etc/blackbox_exporter/config.yml"])],
+      env: { PATH },
+      version: ["prometheus-blackbox-exporter", "--version"],
+    },
+  ],
+  [
     /^clamav\/clamav:/,
     {
       // Debian's clamd 1.4.6 for the image's 1.4.3 (the image's init runs freshclam and clamd).

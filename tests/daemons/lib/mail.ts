@@ -127,6 +127,9 @@ export interface Step {
   features?: string[];
   tls?: { version: string; san: string[] };
   error?: string;
+  /** When the step began (seconds since the epoch) and how long it took. */
+  t?: number;
+  ms?: number;
 }
 
 /** The replies to each step of an SMTP session, by step name (repeated steps in order). */

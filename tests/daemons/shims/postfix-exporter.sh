@@ -4,16 +4,26 @@
 # (--postfix.showq_network=tcp --postfix.showq_port=N), which 0.3.0 cannot do: a small relay
 # listens on a unix socket and forwards each connection to 127.0.0.1:N, and 0.3.0 reads that
 # socket. Flags 0.3.0 does not know (service labels, the network type) are dropped.
+# --postfix.logfile_must_exist=false (0.16 then waits for the log file; 0.3.0 always exits when
+# it is missing) becomes a wait for the file here.
 set -eu
 port=""
 keep=""
+logfile=""
+wait_for_log=""
 for a in "$@"; do
   case "$a" in
     --postfix.showq_port=*) port="${a#*=}" ;;
     --postfix.showq_network=*|--postfix.*_service_label=*) ;;
+    --postfix.logfile_must_exist=false) wait_for_log=1 ;;
+    --postfix.logfile_must_exist=*) ;;
+    --postfix.logfile_path=*) logfile="${a#*=}"; keep="$keep $a" ;;
     *) keep="$keep $a" ;;
   esac
 done
+if [ -n "$wait_for_log" ] && [ -n "$logfile" ]; then
+  while [ ! -e "$logfile" ]; do sleep 0.2; done
+fi
 sock="/var/lib/exporter-shim/showq-${HOSTNAME:-pod}-$$"
 if [ -n "$port" ]; then
   /usr/bin/python3 - "$sock" "$port" <<'PY' &
