@@ -5,7 +5,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { PlatformConfig } from "../config/schema";
 import type { DependencyGraph, Edge, Peer, Workload } from "./lib/graph";
-import { PRIVATE_RANGES, peerName } from "./lib/graph";
+import { peerName } from "./lib/graph";
 import { platformLabels } from "./lib/labels";
 
 type Rule = { peers: k8s.types.input.networking.v1.NetworkPolicyPeer[]; ports: k8s.types.input.networking.v1.NetworkPolicyPort[] };
@@ -74,11 +74,34 @@ export function policySpecs(graph: DependencyGraph): PolicySpec[] {
   return out;
 }
 
+/**
+ * One rule per edge, except that workload peers on the same ports share a rule: the same traffic
+ * (a rule admits any of its peers on any of its ports), but a store that 200 services reach gets
+ * one rule with 200 pod selectors instead of 200 rules. Address ranges and namespaces keep a rule
+ * of their own, so each reads on its own in `kubectl describe`.
+ */
 function rules(edges: Edge[], other: (e: Edge) => Peer, self: Workload, graph: DependencyGraph): Rule[] {
-  return edges.map((e) => ({
-    peers: [peerSelector(other(e), self.namespace, graph)],
-    ports: e.ports.map((p) => ({ port: p.port, protocol: p.protocol ?? "TCP" })),
-  }));
+  const out: Rule[] = [];
+  const shared = new Map<string, Rule & { seen: Set<string> }>();
+  for (const e of edges) {
+    const ports = e.ports.map((p) => ({ port: p.port, protocol: p.protocol ?? "TCP" }));
+    const peer = peerSelector(other(e), self.namespace, graph);
+    if (typeof other(e) !== "string") {
+      out.push({ peers: [peer], ports });
+      continue;
+    }
+    const key = JSON.stringify(ports);
+    let rule = shared.get(key);
+    if (!rule) {
+      rule = { peers: [], ports, seen: new Set<string>() };
+      shared.set(key, rule);
+      out.push(rule);
+    }
+    const id = JSON.stringify(peer);
+    if (!rule.seen.has(id)) rule.peers.push(peer);
+    rule.seen.add(id);
+  }
+  return out.map(({ peers, ports }) => ({ peers, ports }));
 }
 
 function peerSelector(peer: Peer, ownNamespace: string, graph: DependencyGraph): k8s.types.input.networking.v1.NetworkPolicyPeer {
@@ -88,7 +111,7 @@ function peerSelector(peer: Peer, ownNamespace: string, graph: DependencyGraph):
       ? { podSelector: { matchLabels: w.selector } }
       : { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": w.namespace } }, podSelector: { matchLabels: w.selector } };
   }
-  if (peer.kind === "internet") return { ipBlock: { cidr: "0.0.0.0/0", except: PRIVATE_RANGES } };
+  if (peer.kind === "internet") return { ipBlock: { cidr: "0.0.0.0/0", except: graph.internetExcept } };
   if (peer.kind === "cidr") return { ipBlock: { cidr: peer.cidr } };
   return {
     namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": peer.namespace } },

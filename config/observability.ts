@@ -91,6 +91,18 @@ export const edgeSchema = z
     maxBodySize: bodySize,
     /** Basic auth user for the non-public UIs (Jaeger, Flower); the password is generated. */
     opsUser: dnsLabel,
+    /**
+     * Keepalive connections from the controller to the pods (seed 004: 100 connections, 60 s).
+     * ingress-nginx reads these from its own ConfigMap only (no annotation): they are published in
+     * the stack output `ingressControllerSettings` for whoever runs the controller.
+     */
+    upstreamKeepalive: z
+      .strictObject({
+        connections: z.number().int().min(1).max(100000),
+        timeoutSeconds: z.number().int().min(1).max(3600),
+        requests: z.number().int().min(1).optional(),
+      })
+      .optional(),
   })
   .superRefine((e, ctx) => {
     if (e.rateLimit.perHour !== undefined && e.rateLimit.perHour < e.rateLimit.perMinute) {

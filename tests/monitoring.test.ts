@@ -147,7 +147,7 @@ describe("monitoring", () => {
         }
         const t = cfg.monitoring.thresholds;
         const by = (n: string) => alerts.find((a) => a.alert === n)!;
-        expect(by("HighErrorRate").expr).to.match(new RegExp(`> ${t.errorRatio}$`)).and.contain('ingress="email-platform-public"');
+        expect(by("HighErrorRate").expr).to.match(new RegExp(`> ${t.errorRatio}$`)).and.contain('ingress=~"email-platform-public(-.+)?"');
         expect(by("HighLatencyP95").expr).to.contain("histogram_quantile(0.95").and.match(new RegExp(`> ${t.p95LatencySeconds}$`));
         expect((by("HPAAtMaxReplicas") as unknown as { for: string }).for).to.equal("15m");
         expect(by("RedisMemoryHigh").expr).to.contain(`> ${t.redisMemoryRatio}`);

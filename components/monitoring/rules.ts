@@ -4,7 +4,7 @@
 // (see docs/observability.md).
 import { celeryQueues } from "../../config/workers";
 import type { PlatformConfig } from "../../config/schema";
-import { publicIngressName, tlsSecretName } from "../edge";
+import { publicIngressPattern, tlsSecretName } from "../edge";
 
 export interface Alert {
   alert: string;
@@ -31,7 +31,7 @@ export function alertGroups(cfg: PlatformConfig): RuleGroup[] {
   const groups: RuleGroup[] = [];
 
   if (cfg.edge.enabled) {
-    const ing = `ingress="${publicIngressName(cfg)}"`;
+    const ing = `ingress=~"${publicIngressPattern(cfg)}"`;
     const rules = [
       alert(
         "HighErrorRate",
