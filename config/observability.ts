@@ -133,6 +133,12 @@ export const monitoringSchema = z.strictObject({
     mailAuthFailuresPerMinute: z.number().int().min(1),
     certificateExpiryDays: z.number().int().min(1),
     backupMaxAgeHours: z.number().int().min(1),
+    /** Share of a container's CFS periods throttled (it hit its CPU limit) that alerts. */
+    cpuThrottlingRatio: ratio,
+    /** Working set over memory limit that alerts (seed 003: 0.9): the OOM killer is next. */
+    memoryLimitRatio: ratio,
+    /** An HPA at its maximum this long is a capacity problem, not a spike (seed 004: 2 h). */
+    hpaMaxedOutHours: z.number().int().min(1),
   }),
 });
 export type MonitoringConfig = z.infer<typeof monitoringSchema>;
@@ -189,6 +195,9 @@ export function monitoringDefaults(env: Environment): z.input<typeof monitoringS
       mailAuthFailuresPerMinute: 30,
       certificateExpiryDays: 14,
       backupMaxAgeHours: 26,
+      cpuThrottlingRatio: 0.25,
+      memoryLimitRatio: 0.9,
+      hpaMaxedOutHours: 2,
     },
   };
 }
