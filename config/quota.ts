@@ -62,7 +62,10 @@ export function quotaIssues(cfg: PlatformConfig): { path: string[]; message: str
       const top = [...own]
         .sort((a, b) => l.share(b) - l.share(a))
         .slice(0, 3)
-        .map((g) => `${g.configPath} ${l.show(l.share(g))} (${g.maxPods + g.surge} pods)`);
+        .map((g) => {
+          const pods = g.maxPods + g.surge;
+          return key === "pods" ? `${g.configPath} ${pods}` : `${g.configPath} ${l.show(l.share(g))} (${pods} pod${pods === 1 ? "" : "s"})`;
+        });
       out.push({
         path: ["platform", "quota", "max", key],
         message:
