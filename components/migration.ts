@@ -46,11 +46,12 @@ export interface MigrationArgs {
   namespace: pulumi.Input<string>;
   serviceAccount: pulumi.Input<string>;
   /** The service's ConfigMap: the migration sees the settings the service sees. */
+  configMap: k8s.core.v1.ConfigMap;
   configMapName: string;
   sources: AppEnvSources;
   graph: DependencyGraph;
   /** What must exist before it starts: the stores and its NetworkPolicy (they are built after the services). */
-  after?: pulumi.Input<pulumi.Resource[]>;
+  after?: Promise<pulumi.Resource[]>;
   parent: pulumi.Resource;
 }
 
@@ -62,6 +63,8 @@ export function createMigration(a: MigrationArgs): k8s.batch.v1.Job {
   connectDependencies(a.graph, workload, deps);
   const id = { name: workload, component: "migration", image };
   const name = migrationJobName(a.service, image, m.command);
+  // A pod whose ConfigMap or policy is missing would wait or be cut off: both come first.
+  const dependsOn: Promise<pulumi.Resource[]> = (a.after ?? Promise.resolve<pulumi.Resource[]>([])).then((after) => [...after, a.configMap]);
   return new k8s.batch.v1.Job(
     name,
     {
@@ -103,7 +106,7 @@ export function createMigration(a: MigrationArgs): k8s.batch.v1.Job {
     },
     {
       parent: a.parent,
-      ...(a.after ? { dependsOn: a.after } : {}),
+      dependsOn,
       // Finished is finished: only a new name (image or command) runs it again.
       ignoreChanges: ["spec"],
       customTimeouts: { create: `${m.timeoutSeconds + 120}s`, update: `${m.timeoutSeconds + 120}s` },

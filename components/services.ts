@@ -40,7 +40,7 @@ export interface AppArgs {
   /** The mail tier's `mail-submission` Secret (SMTP_HOST, SMTP_PORT, SMTP_USER, SMTP_PASSWORD, SMTP_FROM, ...). */
   mailSubmission?: SecretRef;
   /** What a migration Job waits for: the stores and the NetworkPolicies, which are built after the app tiers. */
-  migrationsAfter?: pulumi.Input<pulumi.Resource[]>;
+  migrationsAfter?: Promise<pulumi.Resource[]>;
 }
 
 /** Changes when a credential is rotated (secrets.rotation / rotate), so pods pick up the new values. */
@@ -111,6 +111,7 @@ export class HttpService extends pulumi.ComponentResource {
         migration: m,
         namespace,
         serviceAccount: args.platform.serviceAccount(name),
+        configMap: this.configMap,
         configMapName: built.configMapName,
         sources: envSources(args),
         graph,

@@ -231,7 +231,7 @@ for (const stack of STACKS) {
         const rec = recordOf(ev, "Job", job.metadata.name);
         const postgres = recordOf(ev, "StatefulSet", "postgres").urn;
         const policy = recordOf(ev, "NetworkPolicy", "allow-chat-migrate").urn;
-        expect(rec.options.dependsOn).to.include.members([postgres, policy]);
+        expect(rec.options.dependsOn).to.include.members([postgres, policy, recordOf(ev, "ConfigMap", "chat-config").urn]);
         expect(rec.options.ignoreChanges).to.deep.equal(["spec"]);
         expect(recordOf(ev, "Deployment", "chat").options.dependsOn).to.include(rec.urn);
         expect(recordOf(ev, "Deployment", "api").options.dependsOn).to.not.include(rec.urn);
