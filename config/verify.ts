@@ -2,7 +2,7 @@
 // `pulumi up` runs on the operator's machine (@pulumi/command). See docs/verify.md.
 import { z } from "zod";
 import type { Environment } from "./common";
-import { image, res, resources } from "./common";
+import { appRes, image, resources } from "./common";
 import { STORE_DEPENDENCIES } from "./dependencies";
 
 /** Official Python runtime: runs the dev demo API and the smoke test's HTTP/SMTP/IMAP/OTLP checks. */
@@ -41,7 +41,7 @@ export function verifyDefaults(_env: Environment): z.input<typeof verifySchema> 
       // A fresh cluster pulls the store images first (mongo is large).
       timeoutSeconds: 900,
       // mongosh is a Node.js runtime: 256Mi.
-      resources: res("50m", "64Mi", "500m", "256Mi"),
+      resources: appRes("50m", "64Mi", "500m", "256Mi"),
     },
     rollout: { enabled: true, timeoutSeconds: 300 },
   };
