@@ -4,11 +4,12 @@ import * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
 import { inventory, namespaceOf } from "../config/inventory";
 import type { LoadedConfig } from "../config/loader";
+import { internetExcept } from "../config/egress";
 import { DataTier } from "./data";
 import { DependencyGraph } from "./lib/graph";
 import { selectorLabels } from "./lib/labels";
 import { otelEnv } from "./lib/telemetry";
-import { Edge, edgeRoutes } from "./edge";
+import { Edge, controllerSettings, edgeRoutes } from "./edge";
 import { Jaeger } from "./jaeger";
 import { MailTier } from "./mail";
 import { Monitoring, declareMonitoringEdges } from "./monitoring";
@@ -36,7 +37,7 @@ export function buildPlatform({ config: cfg, secret }: LoadedConfig): BuiltPlatf
 
   // The graph's nodes are the inventory's pod groups; tiers only declare edges between them.
   const pods = inventory(cfg);
-  const graph = new DependencyGraph();
+  const graph = new DependencyGraph({ internetExcept: internetExcept(cfg.platform.clusterCidrs) });
   for (const g of pods) graph.addWorkload({ name: g.name, namespace: namespaceOf(cfg, g.namespace), selector: selectorLabels(cfg, { name: g.name, component: g.name }) });
 
   const platform = new Platform("platform", { config: cfg, inventory: pods }, opts);
@@ -53,7 +54,11 @@ export function buildPlatform({ config: cfg, secret }: LoadedConfig): BuiltPlatf
 
   // From mail's submission Secret the apps take the credentials; host and port are plain config.
   const mailSubmission = mail?.submission && { ...mail.submission, keys: mail.submission.keys.filter((k) => !["SMTP_HOST", "SMTP_PORT"].includes(k)) };
-  const app = { config: cfg, platform, secrets, graph, connections: data.connections, mailSubmission, telemetryEnv: (w: string) => otelEnv(cfg, w) };
+  // A schema migration Job starts once the stores and its NetworkPolicy exist; the policies come
+  // from the finished graph, after every tier, so the services get a promise of them.
+  let releaseMigrations: (after: pulumi.Resource[]) => void = () => undefined;
+  const migrationsAfter = new Promise<pulumi.Resource[]>((resolve) => (releaseMigrations = resolve));
+  const app = { config: cfg, platform, secrets, graph, connections: data.connections, mailSubmission, telemetryEnv: (w: string) => otelEnv(cfg, w), migrationsAfter };
   const services = new HttpServices("services", app, opts);
   const workers = cfg.workers.enabled ? new Workers("workers", app, opts) : undefined;
 
@@ -65,6 +70,7 @@ export function buildPlatform({ config: cfg, secret }: LoadedConfig): BuiltPlatf
   declareSmokeEdges(cfg, graph);
 
   const network = new NetworkPolicies("network", { config: cfg, graph }, opts);
+  releaseMigrations([data, network]);
 
   // Verification after every tier: the smoke test Job (fails `pulumi up` when the platform does
   // not work), then the rollout report on the operator's machine (docs/verify.md).
@@ -84,10 +90,12 @@ export function buildPlatform({ config: cfg, secret }: LoadedConfig): BuiltPlatf
       dataStores: data.outputs,
       connectionSecret: data.connections?.name,
       urls: edge?.urls ?? {},
+      // Keys for the ingress controller's own ConfigMap (the platform does not run the controller).
+      ingressControllerSettings: edge ? controllerSettings(cfg) : undefined,
       opsUser: edge?.opsPassword ? edge.opsUser : undefined,
       opsPassword: edge?.opsPassword,
       // The declared traffic graph (who may talk to whom): for docs and the reachability test.
-      dependencyGraph: { workloads: graph.workloads, edges: graph.edges },
+      dependencyGraph: { workloads: graph.workloads, edges: graph.edges, internetExcept: graph.internetExcept },
       secretNames: { app: secrets.app.name, postgres: secrets.postgres?.name, redis: secrets.redis?.name, mongo: secrets.mongo?.name },
       ...(mail ? mail.outputs() : {}),
       smokeTest: smoke ? { job: smoke.job.metadata.name, checks: smoke.checks } : undefined,

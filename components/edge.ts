@@ -4,6 +4,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
+import type { RouteSettings } from "../config/app";
 import type { PlatformConfig } from "../config/schema";
 import type { DependencyGraph } from "./lib/graph";
 import { JAEGER, JAEGER_BASE_PATH } from "./jaeger";
@@ -17,6 +18,8 @@ export interface Route {
   /** Service name (= workload name); the Service port must equal the pod port it targets. */
   service: string;
   port: number;
+  /** How the controller proxies it (services.<name>.ingress); such a route gets an Ingress of its own. */
+  settings?: RouteSettings;
 }
 
 export interface EdgeArgs {
@@ -38,6 +41,55 @@ export function ingressPeer(cfg: PlatformConfig) {
 
 export function publicIngressName(cfg: PlatformConfig): string {
   return `${cfg.platform.name}-public`;
+}
+
+/** The Ingress of a service whose route has settings of its own (annotations apply per Ingress). */
+export function routeIngressName(cfg: PlatformConfig, service: string): string {
+  return `${publicIngressName(cfg)}-${service}`;
+}
+
+/** Every public Ingress (the shared one and the per-service ones), as a PromQL label regex. */
+export function publicIngressPattern(cfg: PlatformConfig): string {
+  return `${publicIngressName(cfg)}(-.+)?`;
+}
+
+/**
+ * A route's own proxy settings as ingress-nginx annotations (all of them are per-location
+ * annotations in ingress-nginx; upstream keepalive is not, see controllerSettings).
+ */
+export function routeAnnotations(s: RouteSettings | undefined): Record<string, string> {
+  const a: Record<string, string> = {};
+  if (!s) return a;
+  if (s.loadBalance) a[`${A}/load-balance`] = s.loadBalance;
+  if (s.retry) {
+    a[`${A}/proxy-next-upstream`] = s.retry.on.join(" ");
+    a[`${A}/proxy-next-upstream-tries`] = String(s.retry.tries);
+    if (s.retry.timeoutSeconds !== undefined) a[`${A}/proxy-next-upstream-timeout`] = String(s.retry.timeoutSeconds);
+  }
+  const t = s.timeouts ?? {};
+  if (t.connectSeconds !== undefined) a[`${A}/proxy-connect-timeout`] = String(t.connectSeconds);
+  if (t.sendSeconds !== undefined) a[`${A}/proxy-send-timeout`] = String(t.sendSeconds);
+  if (t.readSeconds !== undefined) a[`${A}/proxy-read-timeout`] = String(t.readSeconds);
+  return a;
+}
+
+/**
+ * Settings that live in the controller's ConfigMap, not on an Ingress: upstream keepalive (seed
+ * 004) and the response headers the edge sets. The platform does not run the controller, so they
+ * are a stack output (`ingressControllerSettings`) for whoever does.
+ */
+export function controllerSettings(cfg: PlatformConfig): Record<string, string> {
+  const k = cfg.edge.upstreamKeepalive;
+  return {
+    "global-allowed-response-headers": Object.keys(securityHeaders(cfg)).join(","),
+    ...(k
+      ? {
+          "upstream-keepalive-connections": String(k.connections),
+          "upstream-keepalive-timeout": String(k.timeoutSeconds),
+          ...(k.requests !== undefined ? { "upstream-keepalive-requests": String(k.requests) } : {}),
+        }
+      : {}),
+  };
 }
 
 /** Name of the TLS Secret cert-manager fills (and of the Certificate its ingress-shim creates). */
@@ -175,10 +227,17 @@ export class Edge extends pulumi.ComponentResource {
         child,
       );
 
-    if (args.routes.length > 0) {
-      ingress("public", args.routes, pulumi.output(headerRef).apply((ref) => ({ ...corsAnnotations(cfg), [`${A}/custom-headers`]: ref })));
-      for (const r of args.routes) this.urls[routeKey(r)] = `${base}${r.path}`;
+    // Annotations apply to a whole Ingress: routes with settings of their own get an Ingress per
+    // service (`<platform>-public-<service>`), the rest share `<platform>-public`.
+    const publicAnnotations = (settings: RouteSettings | undefined) =>
+      pulumi.output(headerRef).apply((ref) => ({ ...corsAnnotations(cfg), [`${A}/custom-headers`]: ref, ...routeAnnotations(settings) }));
+    const shared = args.routes.filter((r) => !r.settings);
+    if (shared.length > 0) ingress("public", shared, publicAnnotations(undefined));
+    for (const service of [...new Set(args.routes.filter((r) => r.settings).map((r) => r.service))]) {
+      const own = args.routes.filter((r) => r.service === service && r.settings);
+      ingress(`public-${service}`, own, publicAnnotations(own[0].settings));
     }
+    for (const r of args.routes) this.urls[routeKey(r)] = `${base}${r.path}`;
 
     if (args.protectedRoutes.length > 0) {
       // htpasswd for nginx basic auth: the password is generated, only its bcrypt hash reaches the cluster.

@@ -5,8 +5,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { PlatformConfig } from "../config/schema";
 import type { NamespaceRole, PodGroup } from "../config/inventory";
-import { totals } from "../config/inventory";
-import { formatBytes, formatCpu } from "../config/quantity";
+import { quotaFor } from "../config/quota";
 import { platformLabels } from "./lib/labels";
 
 export interface PlatformArgs {
@@ -16,9 +15,6 @@ export interface PlatformArgs {
 
 /** Pod Security level per namespace: the mail daemons need root at start (see README, "Mail security"). */
 export const POD_SECURITY: Record<NamespaceRole, "restricted" | "baseline"> = { app: "restricted", mail: "baseline" };
-
-/** Jobs (backups, smoke test) and rollouts that are not in the inventory still fit. */
-const MIN_EXTRA_PODS = 5;
 
 export class Platform extends pulumi.ComponentResource {
   /** Namespace names as outputs of the Namespace objects, so dependents wait for them. */
@@ -119,19 +115,4 @@ export class Platform extends pulumi.ComponentResource {
     if (!sa) throw new Error(`no service account "${name}" in the inventory (known: ${[...this.serviceAccounts.keys()].join(", ")})`);
     return sa;
   }
-}
-
-/** Quota that admits every group at its HPA maximum plus rollout surge, plus headroom. */
-export function quotaFor(groups: PodGroup[], headroomPercent: number): Record<string, string> {
-  const t = totals(groups);
-  const grow = (n: number) => Math.ceil(n * (1 + headroomPercent / 100));
-  const mi = 2 ** 20;
-  return {
-    pods: String(grow(t.pods) + MIN_EXTRA_PODS),
-    "requests.cpu": formatCpu(grow(t.requestsCpu) + 1000),
-    "requests.memory": formatBytes(Math.ceil(grow(t.requestsMemory) / mi) * mi + 1024 * mi),
-    "limits.cpu": formatCpu(grow(t.limitsCpu) + 2000),
-    "limits.memory": formatBytes(Math.ceil(grow(t.limitsMemory) / mi) * mi + 2048 * mi),
-    persistentvolumeclaims: String(grow(t.pvcs) + MIN_EXTRA_PODS),
-  };
 }

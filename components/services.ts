@@ -11,6 +11,7 @@ import { imageOf } from "../config/common";
 import type { PlatformConfig } from "../config/schema";
 import type { AppEnvSources } from "./lib/appwiring";
 import { connectDependencies, dependencyConfig, secretEnvFor, sortedData } from "./lib/appwiring";
+import { declareEgress } from "./lib/egress";
 import type { DependencyGraph } from "./lib/graph";
 import { labels } from "./lib/labels";
 import { STATIC_HEALTH_PATH, staticSiteConf } from "./lib/nginx";
@@ -19,6 +20,7 @@ import { demoServer, withDemo } from "./lib/demo";
 import type { Workload } from "./lib/workload";
 import type { Route } from "./edge";
 import { createWorkload } from "./lib/workload";
+import { createMigration } from "./migration";
 import type { Platform } from "./platform";
 import type { GeneratedSecrets, SecretRef } from "./secrets";
 
@@ -37,6 +39,8 @@ export interface AppArgs {
   telemetryEnv?: (workload: string) => EnvVar[];
   /** The mail tier's `mail-submission` Secret (SMTP_HOST, SMTP_PORT, SMTP_USER, SMTP_PASSWORD, SMTP_FROM, ...). */
   mailSubmission?: SecretRef;
+  /** What a migration Job waits for: the stores and the NetworkPolicies, which are built after the app tiers. */
+  migrationsAfter?: Promise<pulumi.Resource[]>;
 }
 
 /** Changes when a credential is rotated (secrets.rotation / rotate), so pods pick up the new values. */
@@ -59,7 +63,7 @@ export class HttpServices extends pulumi.ComponentResource {
       if (!svc.enabled) continue;
       const s = new HttpService(svcName, { ...args, name: svcName, service: svc }, { parent: this });
       this.services[svcName] = s;
-      if (svc.path !== undefined) this.routes.push({ path: svc.path, service: svcName, port: s.httpPort });
+      if (svc.path !== undefined) this.routes.push({ path: svc.path, service: svcName, port: s.httpPort, ...(svc.ingress ? { settings: svc.ingress } : {}) });
     }
     this.registerOutputs({ routes: this.routes });
   }
@@ -76,6 +80,8 @@ export class HttpService extends pulumi.ComponentResource {
   readonly external?: k8s.core.v1.Service;
   readonly configMap: k8s.core.v1.ConfigMap;
   readonly httpPort: number;
+  /** The schema migration Job the Deployment waits for, when configured. */
+  readonly migration?: k8s.batch.v1.Job;
 
   constructor(name: string, args: HttpServiceArgs, opts?: pulumi.ComponentResourceOptions) {
     super("platform:app:HttpService", name, {}, opts);
@@ -95,6 +101,25 @@ export class HttpService extends pulumi.ComponentResource {
       built.volumes = [...built.volumes, demo.volume];
     }
 
+    // The migration runs first; the Deployment changes only once it has succeeded.
+    const m = svc.kind === "http" && svc.migration?.enabled ? svc.migration : undefined;
+    if (svc.kind === "http" && m) {
+      this.migration = createMigration({
+        config: cfg,
+        service: name,
+        svc,
+        migration: m,
+        namespace,
+        serviceAccount: args.platform.serviceAccount(name),
+        configMap: this.configMap,
+        configMapName: built.configMapName,
+        sources: envSources(args),
+        graph,
+        after: args.migrationsAfter,
+        parent: this,
+      });
+    }
+
     this.workload = createWorkload(
       cfg,
       {
@@ -110,6 +135,7 @@ export class HttpService extends pulumi.ComponentResource {
         // A ConfigMap change or a credential rotation rolls the pods (env is read at start).
         annotations: { "checksum/config": checksum(built.configData), "checksum/secrets": secretsChecksum(cfg), ...(demo ? { "checksum/demo": checksum(demo.data) } : {}) },
         scaling: { kind: "rolling", replicas: svc.replicas, hpa: svc.hpa },
+        ...(this.migration ? { dependsOn: [this.migration] } : {}),
       },
       this,
     );
@@ -145,7 +171,10 @@ export class HttpService extends pulumi.ComponentResource {
         graph.connect({ kind: "cidr", name: `${lbName} clients`, cidr }, name, [built.httpPort], `${lbName} (${ex.type}) admits external clients`);
       }
     }
-    if (svc.kind === "http") connectDependencies(cfg, graph, name, resolveDependsOn(cfg, svc.dependsOn));
+    if (svc.kind === "http") {
+      connectDependencies(cfg, graph, name, resolveDependsOn(cfg, svc.dependsOn));
+      declareEgress(graph, name, svc.egress);
+    }
     this.registerOutputs({ service: this.service.metadata.name });
   }
 }

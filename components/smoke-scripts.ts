@@ -6,14 +6,18 @@ export const SMOKE_PATH = "/opt/smoke";
 
 /**
  * HTTP, SMTP, IMAP and OTLP checks, Python stdlib only: smtplib and imaplib read multi-line
- * replies and greetings properly, which a shell `nc` pipeline cannot promise.
- * Usage: smoke.py <check> <http|smtp|imap|otlp> <url or host:port>
+ * replies and greetings properly, which a shell `nc` pipeline cannot promise. One process runs
+ * every such check of the platform, SMOKE_CONCURRENCY at a time (a platform with 200 services is
+ * still one container), each printing its own line as it ends; the exit status is 1 if any failed.
+ * Usage: smoke.py <check> <http|smtp|imap|otlp> <url or host:port> [<check> <kind> <target> ...]
  */
-export const SMOKE_PY = `"""Platform smoke checks (components/smoke.ts): one check per run, one line of output."""
+export const SMOKE_PY = `"""Platform smoke checks (components/smoke.ts): one line per check, side by side."""
+import concurrent.futures
 import imaplib
 import os
 import smtplib
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -63,22 +67,45 @@ def imap(target):
 
 
 CHECKS = {"http": http, "otlp": otlp, "smtp": smtp, "imap": imap}
+printing = threading.Lock()
 
 
-def main():
-    check, kind, target = sys.argv[1:4]
-    deadline = time.monotonic() + int(os.environ.get("SMOKE_RETRY_SECONDS", "60"))
+def report(line):
+    # One write per line under a lock: lines of parallel checks never interleave.
+    with printing:
+        sys.stdout.write(line + "\\n")
+        sys.stdout.flush()
+
+
+def run(check, kind, target, deadline):
+    """Retries until the shared deadline (every check gets at least one attempt), then reports."""
     while True:
         try:
             CHECKS[kind](target)
-            print("ok %s" % check, flush=True)
-            return 0
+            report("ok %s" % check)
+            return True
         except Exception as e:  # every failure is retried, then reported
             reason = " ".join(("%s: %s" % (type(e).__name__, e)).split())[:200]
             if time.monotonic() >= deadline:
-                print("FAIL %s: %s" % (check, reason), flush=True)
-                return 1
+                report("FAIL %s: %s" % (check, reason))
+                return False
             time.sleep(3)
+
+
+def main():
+    args = sys.argv[1:]
+    if len(args) % 3 != 0:
+        sys.exit("usage: smoke.py <check> <kind> <target> [<check> <kind> <target> ...]")
+    checks = [args[i : i + 3] for i in range(0, len(args), 3)]
+    unknown = [c for c, kind, _ in checks if kind not in CHECKS]
+    if unknown:
+        sys.exit("unknown check kind for: %s" % ", ".join(unknown))
+    # The retry window starts with the pod: NetworkPolicies and DNS settle for all checks at once.
+    deadline = time.monotonic() + int(os.environ.get("SMOKE_RETRY_SECONDS", "60"))
+    workers = max(1, min(len(checks), int(os.environ.get("SMOKE_CONCURRENCY", "16"))))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(lambda c: run(c[0], c[1], c[2], deadline), checks))
+    return 0 if all(results) else 1
 
 
 sys.exit(main())

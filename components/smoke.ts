@@ -1,7 +1,9 @@
-// The in-cluster smoke test (issue 7): a Job created after every enabled tier that checks, from a
-// pod in the app namespace and over the same Services and NetworkPolicies the apps use, that the
-// platform works: each HTTP service's /ready, Postgres, Redis, MongoDB, Postfix, Dovecot and
-// Jaeger's OTLP receiver. One init container per check, so the first failure stops the pod; with
+// The in-cluster smoke test: a Job created after every enabled tier that checks, from a pod in the
+// app namespace and over the same Services and NetworkPolicies the apps use, that the platform
+// works: each HTTP service's /ready, Postgres, Redis, MongoDB, Postfix, Dovecot and Jaeger's OTLP
+// receiver. Every check prints its own line. The containers run side by side: one per store (its
+// own client logs in for real) and one Python container for everything else, which runs its
+// checks concurrently, so 200 services are still one container. Any failure fails the pod; with
 // backoffLimit 0 the Job fails, and Pulumi (which waits for Jobs) fails `pulumi up` with it.
 import * as crypto from "crypto";
 import * as k8s from "@pulumi/kubernetes";
@@ -20,7 +22,10 @@ type EnvVar = k8s.types.input.core.v1.EnvVar;
 export const SMOKE = "smoke";
 const SCRIPTS_CONFIGMAP = "smoke-scripts";
 
-/** One check: an init container, and the graph edge (smoke -> target:port) it needs. */
+/** What the shared Python container speaks to a target (components/smoke-scripts.ts, smoke.py). */
+export type EndpointKind = "http" | "otlp" | "smtp" | "imap";
+
+/** One check, and the graph edge (smoke -> target:port) it needs. */
 export interface SmokeCheck {
   name: string;
   /** The graph workload (= Service name) it talks to. */
@@ -28,28 +33,33 @@ export interface SmokeCheck {
   /** Graph peers of the target when it is not a workload of ours (a managed database's addresses). */
   peers?: Peer[];
   port: number;
-  image: string;
-  command: string[];
-  /** Literal env values (hosts, ports); credentials are added as secretKeyRefs by `secretEnv`. */
-  env: Record<string, string>;
-  /** Env var -> [credential group, Secret key]: filled from the generated Secrets. */
-  secretEnv?: Record<string, ["postgres" | "redis" | "mongo", string]>;
+  /** Run by the shared Python container: the protocol and the URL or host:port. */
+  endpoint?: { kind: EndpointKind; address: string };
+  /** Run in a container of its own, with the store's client (image, script, env). */
+  container?: {
+    image: string;
+    command: string[];
+    /** Literal env values (hosts, ports); credentials are added as secretKeyRefs from `secretEnv`. */
+    env: Record<string, string>;
+    /** Env var -> [credential group, Secret key]: filled from the generated Secrets. */
+    secretEnv?: Record<string, ["postgres" | "redis" | "mongo", string]>;
+  };
 }
+
+/** The container that runs every endpoint check. */
+export const ENDPOINTS_CONTAINER = "check-endpoints";
 
 /** The checks of a config: one per enabled tier (and one per enabled HTTP service). Pure. */
 export function smokeChecks(cfg: PlatformConfig): SmokeCheck[] {
   const ns = cfg.platform.namespace;
   const mailNs = cfg.platform.mailNamespace;
-  const py = (check: string, kind: string, target: string) => ["python3", `${SMOKE_PATH}/smoke.py`, check, kind, target];
   const sh = (script: string) => ["sh", `${SMOKE_PATH}/${script}`];
-  const image = cfg.verify.smoke.image;
   const checks: SmokeCheck[] = [];
   for (const [name, svc] of Object.entries(cfg.services)) {
     if (!svc.enabled || svc.kind !== "http") continue;
     // Where the readiness probe asks (the health port when there is one), through the Service.
     const port = svc.ports.health ?? svc.ports.http;
-    const check = `${name}-ready`;
-    checks.push({ name: check, target: name, port, image, command: py(check, "http", `http://${serviceHost(name, ns)}:${port}${svc.probes.readiness.path}`), env: {} });
+    checks.push({ name: `${name}-ready`, target: name, port, endpoint: { kind: "http", address: `http://${serviceHost(name, ns)}:${port}${svc.probes.readiness.path}` } });
   }
   if (cfg.postgres.enabled) {
     // The leader (or the managed database), over TLS when it is a managed one.
@@ -60,10 +70,12 @@ export function smokeChecks(cfg: PlatformConfig): SmokeCheck[] {
       target: "postgres",
       ...(ext ? { peers } : {}),
       port,
-      image: cfg.postgres.image,
-      command: sh("postgres.sh"),
-      env: { PGHOST: ext?.host ?? serviceHost("postgres", ns), PGPORT: String(port), PGCONNECT_TIMEOUT: "5", ...(ext ? { PGSSLMODE: ext.sslmode } : {}) },
-      secretEnv: { PGDATABASE: ["postgres", "POSTGRES_DB"], PGUSER: ["postgres", "APP_DB_USER"], PGPASSWORD: ["postgres", "APP_DB_PASSWORD"] },
+      container: {
+        image: cfg.postgres.image,
+        command: sh("postgres.sh"),
+        env: { PGHOST: ext?.host ?? serviceHost("postgres", ns), PGPORT: String(port), PGCONNECT_TIMEOUT: "5", ...(ext ? { PGSSLMODE: ext.sslmode } : {}) },
+        secretEnv: { PGDATABASE: ["postgres", "POSTGRES_DB"], PGUSER: ["postgres", "APP_DB_USER"], PGPASSWORD: ["postgres", "APP_DB_PASSWORD"] },
+      },
     });
   }
   if (cfg.redis.enabled) {
@@ -71,10 +83,12 @@ export function smokeChecks(cfg: PlatformConfig): SmokeCheck[] {
       name: "redis",
       target: "redis",
       port: PORTS.redis.redis,
-      image: cfg.redis.image,
-      command: sh("redis.sh"),
-      env: { REDIS_HOST: serviceHost("redis", ns), REDIS_PORT: String(PORTS.redis.redis) },
-      secretEnv: { REDISCLI_AUTH: ["redis", "REDIS_PASSWORD"] },
+      container: {
+        image: cfg.redis.image,
+        command: sh("redis.sh"),
+        env: { REDIS_HOST: serviceHost("redis", ns), REDIS_PORT: String(PORTS.redis.redis) },
+        secretEnv: { REDISCLI_AUTH: ["redis", "REDIS_PASSWORD"] },
+      },
     });
   }
   if (cfg.mongo.enabled) {
@@ -82,24 +96,31 @@ export function smokeChecks(cfg: PlatformConfig): SmokeCheck[] {
       name: "mongo",
       target: "mongo",
       port: PORTS.mongo.mongo,
-      image: cfg.mongo.image,
-      command: sh("mongo.sh"),
-      env: { MONGO_HOST: serviceHost("mongo", ns), MONGO_PORT: String(PORTS.mongo.mongo) },
-      secretEnv: { MONGO_DB: ["mongo", "MONGO_INITDB_DATABASE"], MONGO_USER: ["mongo", "MONGO_APP_USERNAME"], MONGO_PASSWORD: ["mongo", "MONGO_APP_PASSWORD"] },
+      container: {
+        image: cfg.mongo.image,
+        command: sh("mongo.sh"),
+        env: { MONGO_HOST: serviceHost("mongo", ns), MONGO_PORT: String(PORTS.mongo.mongo) },
+        secretEnv: { MONGO_DB: ["mongo", "MONGO_INITDB_DATABASE"], MONGO_USER: ["mongo", "MONGO_APP_USERNAME"], MONGO_PASSWORD: ["mongo", "MONGO_APP_PASSWORD"] },
+      },
     });
   }
   if (cfg.mail.enabled) {
     // The ports the apps use: submission (STARTTLS) and IMAP.
     const smtp = PORTS.postfix.submission;
     const imap = PORTS.dovecot.imap;
-    checks.push({ name: "smtp", target: "postfix", port: smtp, image, command: py("smtp", "smtp", `${serviceHost("postfix", mailNs)}:${smtp}`), env: {} });
-    checks.push({ name: "imap", target: "dovecot", port: imap, image, command: py("imap", "imap", `${serviceHost("dovecot", mailNs)}:${imap}`), env: {} });
+    checks.push({ name: "smtp", target: "postfix", port: smtp, endpoint: { kind: "smtp", address: `${serviceHost("postfix", mailNs)}:${smtp}` } });
+    checks.push({ name: "imap", target: "dovecot", port: imap, endpoint: { kind: "imap", address: `${serviceHost("dovecot", mailNs)}:${imap}` } });
   }
   if (cfg.jaeger.enabled) {
     const otlp = PORTS.jaeger.otlpHttp;
-    checks.push({ name: "otlp", target: "jaeger", port: otlp, image, command: py("otlp", "otlp", `http://${serviceHost("jaeger", ns)}:${otlp}/v1/traces`), env: {} });
+    checks.push({ name: "otlp", target: "jaeger", port: otlp, endpoint: { kind: "otlp", address: `http://${serviceHost("jaeger", ns)}:${otlp}/v1/traces` } });
   }
   return checks;
+}
+
+/** The shared Python container's command: `smoke.py <check> <kind> <target> ...` for every endpoint check. */
+export function endpointsCommand(checks: SmokeCheck[]): string[] {
+  return ["python3", `${SMOKE_PATH}/smoke.py`, ...checks.flatMap((c) => (c.endpoint ? [c.name, c.endpoint.kind, c.endpoint.address] : []))];
 }
 
 /** The smoke pod's edges: smoke -> each checked Service port, nothing else. Call before NetworkPolicies. */
@@ -168,21 +189,31 @@ export class SmokeTest extends pulumi.ComponentResource {
       env,
       resources: s.resources,
       securityContext: restrictedContainer(),
-      // `kubectl describe pod` shows the failing check's line as the termination message.
+      // `kubectl describe pod` shows a failing check's line as the termination message.
       terminationMessagePolicy: "FallbackToLogsOnError",
       volumeMounts: mounts,
     });
-    const initContainers = checks.map((c) =>
-      container(`check-${c.name}`, c.image, c.command, [
-        { name: "CHECK", value: c.name },
-        { name: "SMOKE_RETRY_SECONDS", value: String(s.retrySeconds) },
-        { name: "HOME", value: "/tmp" },
-        { name: "PYTHONDONTWRITEBYTECODE", value: "1" },
-        ...Object.entries(c.env).map(([k, v]) => ({ name: k, value: v })),
-        ...Object.entries(c.secretEnv ?? {}).map(([k, [group, key]]) => secretEnv(k, secretName(group), key)),
-      ]),
-    );
-    const summary = `echo "ok smoke: ${checks.length} checks passed (${this.checks.join(", ")})"`;
+    const common = [
+      { name: "SMOKE_RETRY_SECONDS", value: String(s.retrySeconds) },
+      { name: "HOME", value: "/tmp" },
+      { name: "PYTHONDONTWRITEBYTECODE", value: "1" },
+    ];
+    // One container per store check, then the Python container for the rest: they start together.
+    const containers = [
+      ...checks.flatMap((c) =>
+        c.container
+          ? [
+              container(`check-${c.name}`, c.container.image, c.container.command, [
+                { name: "CHECK", value: c.name },
+                ...common,
+                ...Object.entries(c.container.env).map(([k, v]) => ({ name: k, value: v })),
+                ...Object.entries(c.container.secretEnv ?? {}).map(([k, [group, key]]) => secretEnv(k, secretName(group), key)),
+              ]),
+            ]
+          : [],
+      ),
+      container(ENDPOINTS_CONTAINER, s.image, endpointsCommand(checks), [...common, { name: "SMOKE_CONCURRENCY", value: String(s.concurrency) }]),
+    ];
 
     this.job = new k8s.batch.v1.Job(
       name,
@@ -202,8 +233,7 @@ export class SmokeTest extends pulumi.ComponentResource {
               serviceAccountName: args.serviceAccountName,
               automountServiceAccountToken: false,
               securityContext: restrictedPod(),
-              initContainers,
-              containers: [container("summary", s.image, ["sh", "-c", summary], [])],
+              containers,
               volumes: [{ name: "scripts", configMap: { name: scripts.metadata.name } }, scratchVolume()],
             },
           },

@@ -6,10 +6,12 @@ import * as pulumi from "@pulumi/pulumi";
 import type { Dependency } from "../config/dependencies";
 import { resolveDependsOn } from "../config/dependencies";
 import type { WorkerPoolConfig } from "../config/workers";
+import { poolReplicas } from "../config/workers";
 import { imageOf } from "../config/common";
 import type { PlatformConfig } from "../config/schema";
 import type { AppEnvSources } from "./lib/appwiring";
 import { connectDependencies, dependencyConfig, secretEnvFor, sortedData } from "./lib/appwiring";
+import { declareEgress } from "./lib/egress";
 import { labels } from "./lib/labels";
 import { checksum, execProbe, httpProbe, restrictedContainer, secretEnv, startupProbe } from "./lib/pod";
 import { DEMO_ENV, FLOWER_APP, demoCelery, withDemo } from "./lib/demo";
@@ -129,11 +131,12 @@ export class Workers extends pulumi.ComponentResource {
           // SIGTERM starts Celery's warm shutdown: running tasks finish within the grace period.
           terminationGracePeriodSeconds: w.terminationGracePeriodSeconds,
           annotations,
-          scaling: { kind: "rolling", replicas: p.hpa.minReplicas, hpa: p.hpa },
+          scaling: { kind: "rolling", replicas: poolReplicas(p), hpa: p.hpa },
         },
         this,
       );
       connectDependencies(cfg, graph, workload, deps);
+      declareEgress(graph, workload, p.egress);
     }
 
     if (w.beat.enabled) {

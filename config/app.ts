@@ -3,9 +3,10 @@
 // new entry only names what differs from its kind's template (see withAppTemplates).
 import { z } from "zod";
 import type { Environment } from "./common";
-import { appImage, cidr, hpa, perEnv, port, requireAppImage, res, resources } from "./common";
+import { appImage, appRes, cidr, defaultHpaBehavior, hpa, image, perEnv, port, requireAppImage, resources } from "./common";
 import type { WithoutImage } from "./dependencies";
-import { DEPENDENCIES, envMap, logLevel, shortName } from "./dependencies";
+import { DEPENDENCIES, STORE_DEPENDENCIES, envMap, logLevel, shortName } from "./dependencies";
+import { egress } from "./egress";
 import { PYTHON_IMAGE } from "./verify";
 import { workerPoolTemplate } from "./workers";
 
@@ -27,10 +28,61 @@ const expose = z.strictObject({
   sourceRanges: z.array(cidr),
 });
 
+/**
+ * How the edge's ingress-nginx proxies one route (seed 004). Each is an ingress-nginx annotation
+ * on the route's own Ingress; upstream keepalive is controller-wide (edge.upstreamKeepalive).
+ */
+export const routeSettingsSchema = z.strictObject({
+  /** `load-balance`: round_robin (the controller's default) or ewma (picks the pod with the lowest latency-weighted load). */
+  loadBalance: z.enum(["round_robin", "ewma"]).optional(),
+  /** `proxy-next-upstream`: when a try fails this way, nginx retries the request on another pod. */
+  retry: z
+    .strictObject({
+      on: z.array(z.enum(["error", "timeout", "invalid_header", "http_500", "http_502", "http_503", "http_504", "http_429", "non_idempotent"])).min(1, "must list at least one condition"),
+      /** `proxy-next-upstream-tries`: attempts in all, the first included. */
+      tries: z.number().int().min(1).max(10),
+      /** `proxy-next-upstream-timeout`: time budget for all tries. */
+      timeoutSeconds: z.number().int().min(1).max(3600).optional(),
+    })
+    .optional(),
+  /** `proxy-connect-timeout` (nginx caps it at 75 s), `proxy-send-timeout`, `proxy-read-timeout`. */
+  timeouts: z
+    .strictObject({
+      connectSeconds: z.number().int().min(1).max(75).optional(),
+      sendSeconds: z.number().int().min(1).max(3600).optional(),
+      readSeconds: z.number().int().min(1).max(3600).optional(),
+    })
+    .optional(),
+});
+export type RouteSettings = z.infer<typeof routeSettingsSchema>;
+
+/**
+ * A schema migration run as a Job before the service's Deployment rolls (components/migration.ts).
+ * It reruns only when its image or command changes; a failure fails `pulumi up` before any pod of
+ * the new version starts.
+ */
+export const migrationSchema = z.strictObject({
+  /** Off skips it (a rollback that must not run the previous release's migration, docs/app.md). */
+  enabled: z.boolean().default(true),
+  /** Defaults to the service's image (the release carries its migrations). */
+  image: image.optional(),
+  /** The full command, e.g. [alembic, upgrade, head]. */
+  command: z.array(z.string().min(1)).min(1, "must name the migration command"),
+  /** The stores it connects to (their env and edges); defaults to the service's stores. */
+  dependsOn: z.array(z.enum(STORE_DEPENDENCIES)).optional(),
+  /** Defaults to the service's resources. */
+  resources: resources.optional(),
+  /** activeDeadlineSeconds: a migration still running after this is failed (and so is `pulumi up`). */
+  timeoutSeconds: z.number().int().min(30).max(86400).default(900),
+  /** Retries after a failure; 0 fails at once (a half-applied migration needs a human). */
+  backoffLimit: z.number().int().min(0).max(10).default(0),
+});
+export type MigrationConfig = z.infer<typeof migrationSchema>;
+
 const common = {
   enabled: z.boolean(),
   image: appImage,
-  /** Replicas at creation; the HPA owns the count afterwards. */
+  /** Replicas at creation, or the fixed count when hpa.enabled is false. */
   replicas: z.number().int().min(1),
   hpa: hpa,
   resources: resources,
@@ -39,6 +91,8 @@ const common = {
   preStopSeconds: z.number().int().min(0).max(120),
   /** Path prefix the edge routes to this service; omitted means not routed. */
   path: routePath.optional(),
+  /** How the edge proxies `path`; omitted keeps the controller's defaults. */
+  ingress: routeSettingsSchema.optional(),
   expose: expose,
 };
 
@@ -61,8 +115,11 @@ export const httpServiceSchema = z.strictObject({
   }),
   /** What the service talks to; omitted means every enabled tier (see resolveDependsOn). */
   dependsOn: z.array(z.enum(DEPENDENCIES)).optional(),
+  /** Destinations outside the cluster it calls (config/egress.ts); nothing else is reachable. */
+  egress: egress,
   /** ConfigMap keys (seed 000's FLASK_ENV, DB_POOL_SIZE, ...); overrides the derived keys. */
   env: envMap,
+  migration: migrationSchema.optional(),
 });
 
 /** Seed 002's frontend: static files served by unprivileged nginx. */
@@ -83,7 +140,7 @@ export const servicesSchema = z.record(shortName, serviceSchema).superRefine((se
   const paths = new Map<string, string>();
   for (const [name, s] of Object.entries(services)) {
     requireAppImage(s, [name], ctx);
-    if (s.replicas < s.hpa.minReplicas || s.replicas > s.hpa.maxReplicas) {
+    if (s.hpa.enabled && (s.replicas < s.hpa.minReplicas || s.replicas > s.hpa.maxReplicas)) {
       ctx.addIssue({ code: "custom", path: [name, "replicas"], message: `must be within hpa.minReplicas..maxReplicas (${s.hpa.minReplicas}..${s.hpa.maxReplicas})` });
     }
     if (s.preStopSeconds >= s.terminationGracePeriodSeconds) {
@@ -98,6 +155,7 @@ export const servicesSchema = z.record(shortName, serviceSchema).superRefine((se
       if (other) ctx.addIssue({ code: "custom", path: [name, "path"], message: `is already routed to service "${other}"` });
       paths.set(s.path, name);
     }
+    if (s.ingress !== undefined && s.path === undefined) ctx.addIssue({ code: "custom", path: [name, "ingress"], message: "is only used for a routed service: set path too" });
   }
 });
 
@@ -112,21 +170,24 @@ export function httpServiceTemplate(env: Environment): Omit<z.input<typeof httpS
     replicas: perEnv(env, { dev: 1, staging: 2, prod: 3 }),
     // Prod: seed 000 scales 2-10, but prod runs at least 3 stateless replicas (design card).
     hpa: {
+      enabled: true,
       minReplicas: perEnv(env, { dev: 1, staging: 2, prod: 3 }),
       maxReplicas: perEnv(env, { dev: 2, staging: 4, prod: 10 }),
       cpuUtilization: 70,
       memoryUtilization: 80,
+      behavior: defaultHpaBehavior(),
     },
     resources: perEnv(env, {
-      dev: res("100m", "128Mi", "500m", "512Mi"),
-      staging: res("250m", "256Mi", "1", "1Gi"),
-      prod: res("500m", "512Mi", "2", "2Gi"),
+      dev: appRes("100m", "128Mi", "500m", "512Mi"),
+      staging: appRes("250m", "256Mi", "1", "1Gi"),
+      prod: appRes("500m", "512Mi", "2", "2Gi"),
     }),
     terminationGracePeriodSeconds: 30,
     preStopSeconds: 10,
     expose: { type: "None", sessionAffinity: false, sessionAffinityTimeoutSeconds: SESSION_AFFINITY_SECONDS, sourceRanges: [] },
     ports: { http: 5000, metrics: 9090, health: 8080 },
     probes: { liveness: { path: "/health", periodSeconds: 10 }, readiness: { path: "/ready", periodSeconds: 5 }, startupSeconds: 180 },
+    egress: {},
     env: { LOG_LEVEL: logLevel(env) },
   };
 }
@@ -139,15 +200,17 @@ export function staticServiceTemplate(env: Environment): z.input<typeof staticSe
     image: "nginxinc/nginx-unprivileged:1.27.3-alpine",
     replicas: perEnv(env, { dev: 1, staging: 2, prod: 2 }),
     hpa: {
+      enabled: true,
       minReplicas: perEnv(env, { dev: 1, staging: 2, prod: 2 }),
       maxReplicas: perEnv(env, { dev: 2, staging: 3, prod: 5 }),
       cpuUtilization: 60,
       memoryUtilization: 70,
+      behavior: defaultHpaBehavior(),
     },
     resources: perEnv(env, {
-      dev: res("50m", "64Mi", "250m", "256Mi"),
-      staging: res("100m", "128Mi", "500m", "512Mi"),
-      prod: res("100m", "128Mi", "500m", "512Mi"),
+      dev: appRes("50m", "64Mi", "250m", "256Mi"),
+      staging: appRes("100m", "128Mi", "500m", "512Mi"),
+      prod: appRes("100m", "128Mi", "500m", "512Mi"),
     }),
     terminationGracePeriodSeconds: 30,
     preStopSeconds: 5,

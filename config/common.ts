@@ -13,28 +13,54 @@ export function perEnv<T>(env: Environment, values: Record<Environment, T>): T {
 
 export const cpu = z.string().regex(CPU_PATTERN, "must be a CPU quantity such as 250m or 2");
 export const memory = z.string().regex(MEMORY_PATTERN, "must be a memory quantity such as 512Mi or 2Gi");
+export const ephemeralStorage = z
+  .string()
+  .regex(MEMORY_PATTERN, "must be a storage quantity such as 512Mi or 2Gi")
+  .refine((s) => !MEMORY_PATTERN.test(s) || bytes(s) > 0, "must be greater than zero");
 export const storageSize = z
   .string()
   .regex(/^\d+(\.\d+)?(Mi|Gi|Ti)$/, "must be a storage size such as 10Gi")
   .refine((s) => !MEMORY_PATTERN.test(s) || bytes(s) > 0, "must be greater than zero");
 
+/**
+ * Requests and limits of one container. `ephemeral-storage` (Kubernetes' own key) bounds what the
+ * container writes outside its volumes (logs, emptyDirs count at pod level): optional, as the
+ * seeds give it for some workloads only; the app templates set a default (APP_EPHEMERAL_STORAGE).
+ */
+const quantities = z.strictObject({ cpu, memory, "ephemeral-storage": ephemeralStorage.optional() });
 export const resources = z
   .strictObject({
-    requests: z.strictObject({ cpu, memory }),
-    limits: z.strictObject({ cpu, memory }),
+    requests: quantities,
+    limits: quantities,
   })
   .superRefine((r, ctx) => {
     if (CPU_PATTERN.test(r.requests.cpu) && CPU_PATTERN.test(r.limits.cpu) && cpuMillis(r.requests.cpu) > cpuMillis(r.limits.cpu)) {
       ctx.addIssue({ code: "custom", path: ["requests", "cpu"], message: `must not exceed limits.cpu (${r.limits.cpu})` });
     }
-    if (MEMORY_PATTERN.test(r.requests.memory) && MEMORY_PATTERN.test(r.limits.memory) && bytes(r.requests.memory) > bytes(r.limits.memory)) {
-      ctx.addIssue({ code: "custom", path: ["requests", "memory"], message: `must not exceed limits.memory (${r.limits.memory})` });
+    for (const key of ["memory", "ephemeral-storage"] as const) {
+      const [req, lim] = [r.requests[key], r.limits[key]];
+      if (req !== undefined && lim !== undefined && MEMORY_PATTERN.test(req) && MEMORY_PATTERN.test(lim) && bytes(req) > bytes(lim)) {
+        ctx.addIssue({ code: "custom", path: ["requests", key], message: `must not exceed limits.${key} (${lim})` });
+      }
     }
   });
 export type Resources = z.infer<typeof resources>;
 
+/**
+ * Ephemeral storage of an app container: its logs (the kubelet keeps about 50Mi per container)
+ * and the 64Mi /tmp emptyDir fit in the request; the limit evicts a pod that fills the node's
+ * disk instead of the node evicting its neighbours.
+ */
+export const APP_EPHEMERAL_STORAGE = { request: "128Mi", limit: "1Gi" } as const;
+
 export function res(reqCpu: string, reqMem: string, limCpu: string, limMem: string): Resources {
   return { requests: { cpu: reqCpu, memory: reqMem }, limits: { cpu: limCpu, memory: limMem } };
+}
+
+/** `res` plus the app containers' default ephemeral storage. */
+export function appRes(reqCpu: string, reqMem: string, limCpu: string, limMem: string): Resources {
+  const r = res(reqCpu, reqMem, limCpu, limMem);
+  return { requests: { ...r.requests, "ephemeral-storage": APP_EPHEMERAL_STORAGE.request }, limits: { ...r.limits, "ephemeral-storage": APP_EPHEMERAL_STORAGE.limit } };
 }
 
 /**
@@ -84,13 +110,61 @@ export const hostname = z
   .string()
   .regex(/^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]{2,}$/, "must be a fully qualified DNS name such as app.example.com");
 
-/** HPA v2 settings; behaviour comes from components/lib/autoscaling.ts (seed 000/004 policies). */
+/** One HPA scaling policy: at most `value` pods (or percent of the current count) per period. */
+const scalingPolicy = z.strictObject({
+  type: z.enum(["Pods", "Percent"]),
+  value: z.number().int().min(1),
+  periodSeconds: z.number().int().min(1).max(1800),
+});
+
+/** autoscaling/v2 HPAScalingRules, with the API server's bounds. */
+const scalingRules = z.strictObject({
+  stabilizationWindowSeconds: z.number().int().min(0).max(3600),
+  /** Max: the policy allowing the biggest change wins; Min: the smallest; Disabled: never scale this way. */
+  selectPolicy: z.enum(["Max", "Min", "Disabled"]),
+  policies: z.array(scalingPolicy).min(1, "must list at least one policy (the API server requires one; selectPolicy: Disabled stops scaling in this direction)"),
+});
+export type ScalingRules = z.infer<typeof scalingRules>;
+
+/**
+ * The platform's default behaviour (seeds 000 and 004): scale up fast (100% or +2 pods per 60 s,
+ * whichever is more); scale down slowly (at most 50% or 1 pod per 60 s, whichever is less, after
+ * a 300 s stabilization window) so load spikes do not flap. A function: every template gets its
+ * own copy.
+ */
+export function defaultHpaBehavior(): { scaleUp: ScalingRules; scaleDown: ScalingRules } {
+  return {
+    scaleUp: {
+      stabilizationWindowSeconds: 0,
+      selectPolicy: "Max",
+      policies: [
+        { type: "Percent", value: 100, periodSeconds: 60 },
+        { type: "Pods", value: 2, periodSeconds: 60 },
+      ],
+    },
+    scaleDown: {
+      stabilizationWindowSeconds: 300,
+      selectPolicy: "Min",
+      policies: [
+        { type: "Percent", value: 50, periodSeconds: 60 },
+        { type: "Pods", value: 1, periodSeconds: 60 },
+      ],
+    },
+  };
+}
+
+/**
+ * HPA v2 settings of a service or worker pool. `enabled: false` creates no HPA: the workload runs
+ * its `replicas` (a fixed count, scaled by hand), and the quota and PDB follow that count.
+ */
 export const hpa = z
   .strictObject({
+    enabled: z.boolean(),
     minReplicas: z.number().int().min(1),
     maxReplicas: z.number().int().min(1),
     cpuUtilization: z.number().int().min(1).max(100),
     memoryUtilization: z.number().int().min(1).max(100).optional(),
+    behavior: z.strictObject({ scaleUp: scalingRules, scaleDown: scalingRules }),
   })
   .superRefine((h, ctx) => {
     if (h.maxReplicas < h.minReplicas) {
@@ -98,6 +172,11 @@ export const hpa = z
     }
   });
 export type Hpa = z.infer<typeof hpa>;
+
+/** Most pods a scaled workload runs in steady state: the HPA maximum, or the fixed count without an HPA. */
+export function maxReplicas(replicas: number, h: Hpa): number {
+  return h.enabled ? Math.max(replicas, h.maxReplicas) : replicas;
+}
 
 export const storage = z.strictObject({
   size: storageSize,

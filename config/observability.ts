@@ -91,6 +91,18 @@ export const edgeSchema = z
     maxBodySize: bodySize,
     /** Basic auth user for the non-public UIs (Jaeger, Flower); the password is generated. */
     opsUser: dnsLabel,
+    /**
+     * Keepalive connections from the controller to the pods (seed 004: 100 connections, 60 s).
+     * ingress-nginx reads these from its own ConfigMap only (no annotation): they are published in
+     * the stack output `ingressControllerSettings` for whoever runs the controller.
+     */
+    upstreamKeepalive: z
+      .strictObject({
+        connections: z.number().int().min(1).max(100000),
+        timeoutSeconds: z.number().int().min(1).max(3600),
+        requests: z.number().int().min(1).optional(),
+      })
+      .optional(),
   })
   .superRefine((e, ctx) => {
     if (e.rateLimit.perHour !== undefined && e.rateLimit.perHour < e.rateLimit.perMinute) {
@@ -148,6 +160,12 @@ export const monitoringSchema = z.strictObject({
     mongoReplicationLagSeconds: z.number().int().min(1),
     /** Bytes a streaming replica may stay behind the primary's WAL (replayed) before it alerts. */
     postgresReplicationLagBytes: z.number().int().min(1),
+    /** Share of a container's CFS periods throttled (it hit its CPU limit) that alerts. */
+    cpuThrottlingRatio: ratio,
+    /** Working set over memory limit that alerts (seed 003: 0.9): the OOM killer is next. */
+    memoryLimitRatio: ratio,
+    /** An HPA at its maximum this long is a capacity problem, not a spike (seed 004: 2 h). */
+    hpaMaxedOutHours: z.number().int().min(1),
   }),
 });
 export type MonitoringConfig = z.infer<typeof monitoringSchema>;
@@ -209,6 +227,9 @@ export function monitoringDefaults(env: Environment): z.input<typeof monitoringS
       mongoReplicationLagSeconds: 30,
       // Four WAL segments: a replica that far behind is not catching up.
       postgresReplicationLagBytes: 64 * 1024 * 1024,
+      cpuThrottlingRatio: 0.25,
+      memoryLimitRatio: 0.9,
+      hpaMaxedOutHours: 2,
     },
   };
 }

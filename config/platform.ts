@@ -2,6 +2,7 @@
 import { z } from "zod";
 import type { Environment } from "./common";
 import { cidr, cpu, dnsLabel, memory, perEnv, port } from "./common";
+import { clusterCidrs } from "./egress";
 
 export const clusterSchema = z.strictObject({
   /** kubeconfig context; required outside dev so a prod stack can never land on a laptop cluster. */
@@ -29,9 +30,27 @@ export const platformSchema = z.strictObject({
   /** Where the ingress controller and Prometheus run (sources of allowed traffic). */
   ingressNamespace: dnsLabel,
   monitoringNamespace: dnsLabel,
+  /**
+   * The cluster's pod and Service ranges (IPv4). "internet" egress never reaches them, and no
+   * egress CIDR may overlap them. Private ranges are excluded anyway; list ranges outside them.
+   */
+  clusterCidrs: clusterCidrs,
   quota: z.strictObject({
     /** Extra room on top of (HPA max + surge) x per-pod resources, for jobs and sidecars added by hand. */
     headroomPercent: z.number().int().min(0).max(500),
+    /**
+     * Ceiling for each namespace's computed quota: a config whose quota would exceed it is refused,
+     * naming the biggest contributors (seed 002's fixed 20 CPU / 40Gi). Every key is optional.
+     */
+    max: z
+      .strictObject({
+        requestsCpu: cpu.optional(),
+        requestsMemory: memory.optional(),
+        limitsCpu: cpu.optional(),
+        limitsMemory: memory.optional(),
+        pods: z.number().int().min(1).optional(),
+      })
+      .optional(),
   }),
   limitRange: z.strictObject({
     defaultRequest: z.strictObject({ cpu, memory }),
@@ -65,6 +84,7 @@ export function platformDefaults(env: Environment): z.input<typeof platformSchem
     mailNamespace: `email-platform-mail-${env}`,
     ingressNamespace: "ingress-nginx",
     monitoringNamespace: "monitoring",
+    clusterCidrs: [],
     quota: { headroomPercent: perEnv(env, { dev: 50, staging: 25, prod: 20 }) },
     // Seed 003's LimitRange: defaults for containers that forget to ask, bounds for all.
     limitRange: {

@@ -5,6 +5,9 @@ import { backupsDefaults, backupsSchema } from "./backups";
 import { ENVIRONMENTS } from "./common";
 import type { Environment } from "./common";
 import type { Dependency } from "./dependencies";
+import { resolveDependsOn } from "./dependencies";
+import { egressIssues } from "./egress";
+import { quotaIssues } from "./quota";
 import { servicesDefaults, servicesSchema } from "./app";
 import { workersDefaults, workersSchema } from "./workers";
 import { dataCrossTierIssues, mongoDefaults, mongoSchema, postgresDefaults, postgresSchema, redisDefaults, redisSchema } from "./data";
@@ -76,6 +79,17 @@ export const rootSchema = rootObject
       if (s.enabled && s.kind === "http") dependents.push([["services", name, "dependsOn"], `service "${name}"`, s.dependsOn]);
     }
     if (cfg.workers.enabled) dependents.push([["workers", "dependsOn"], "workers", cfg.workers.dependsOn]);
+    for (const [name, s] of Object.entries(cfg.services)) {
+      const m = s.enabled && s.kind === "http" ? s.migration : undefined;
+      if (!m?.enabled || !m.dependsOn) continue;
+      const path = ["services", name, "migration", "dependsOn"];
+      dependents.push([path, `the migration of service "${name}"`, m.dependsOn]);
+      // A migration connects to the service's own stores, nothing more (its edges and env follow).
+      const own = resolveDependsOn(cfg, s.kind === "http" ? s.dependsOn : []);
+      m.dependsOn.forEach((d, i) => {
+        if (cfg[d].enabled && !own.includes(d)) ctx.addIssue({ code: "custom", path: [...path, i], message: `must be one of the service's own dependencies (${own.join(", ") || "none"})` });
+      });
+    }
     for (const [path, who, deps] of dependents) {
       (deps ?? []).forEach((d, i) => {
         if (!cfg[d].enabled) ctx.addIssue({ code: "custom", path: [...path, i], message: `${who} depends on ${d}, but ${d} is disabled (${d}.enabled: false)` });
@@ -89,6 +103,20 @@ export const rootSchema = rootObject
         ctx.addIssue({ code: "custom", path: ["monitoring", "scrapeInterval"], message: `must be at least ${need}s, the mail probes' scrape timeout (${wait}${MAIL_PROBE_SLACK_SECONDS + 1} s: a probe of port 25 waits out postscreen's greeting delay)` });
       }
     }
+    // Egress CIDRs must stay outside the cluster's own ranges.
+    const cluster = cfg.platform.clusterCidrs;
+    for (const [name, s] of Object.entries(cfg.services)) if (s.kind === "http") for (const issue of egressIssues(s.egress, cluster, ["services", name, "egress"])) ctx.addIssue({ code: "custom", ...issue });
+    for (const [pool, p] of Object.entries(cfg.workers.pools)) for (const issue of egressIssues(p.egress, cluster, ["workers", "pools", pool, "egress"])) ctx.addIssue({ code: "custom", ...issue });
+    // The quota ceiling, on the inventory the config implies. A malformed quantity is reported by
+    // its own rule already; the sizing needs well-formed ones.
+    let quota: ReturnType<typeof quotaIssues> = [];
+    try {
+      // Sized on the config as the program sees it: Postgres' mode-dependent defaults (replicas, sidecars) filled in.
+      quota = quotaIssues({ ...cfg, postgres: resolvePostgres(cfg.postgres, cfg.environment, cfg.backups.objectStore !== undefined) } as PlatformConfig);
+    } catch {
+      quota = [];
+    }
+    for (const issue of quota) ctx.addIssue({ code: "custom", ...issue });
     // Celery needs its broker: beat and every pool talk to Redis.
     if (cfg.workers.enabled && !cfg.redis.enabled) {
       ctx.addIssue({ code: "custom", path: ["workers", "enabled"], message: "workers need the Celery broker, but redis is disabled (redis.enabled: false)" });

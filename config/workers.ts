@@ -1,19 +1,24 @@
 // Celery workers: one Deployment per pool, a singleton beat, optional Flower (seeds 000 and 002).
 import { z } from "zod";
 import type { Environment } from "./common";
-import { appImage, hpa, image, perEnv, requireAppImage, res, resources } from "./common";
+import { appImage, appRes, defaultHpaBehavior, hpa, image, perEnv, requireAppImage, resources } from "./common";
 import type { WithoutImage } from "./dependencies";
 import { DEPENDENCIES, envMap, logLevel, shortName } from "./dependencies";
+import { egress } from "./egress";
 
 const workerPool = z.strictObject({
   queues: z.array(z.string().regex(/^[A-Za-z0-9_.-]+$/, "must be a queue name")).min(1, "must list at least one queue"),
   concurrency: z.number().int().min(1).max(256),
+  /** Replicas at creation (default hpa.minReplicas), or the fixed count when hpa.enabled is false. */
+  replicas: z.number().int().min(1).optional(),
   hpa: hpa,
   resources: resources,
   /** celery --prefetch-multiplier; 1 suits long tasks (fair dispatch). */
   prefetchMultiplier: z.number().int().min(1).max(64).optional(),
   /** celery --max-tasks-per-child; recycles processes that leak memory. */
   maxTasksPerChild: z.number().int().min(1).optional(),
+  /** Destinations outside the cluster its tasks call (config/egress.ts). */
+  egress: egress,
 });
 export type WorkerPoolConfig = z.infer<typeof workerPool>;
 
@@ -48,6 +53,9 @@ export const workersSchema = z
     if (w.enabled && Object.keys(w.pools).length === 0) ctx.addIssue({ code: "custom", path: ["pools"], message: "must define at least one pool when workers are enabled" });
     const owner = new Map<string, string>();
     for (const [pool, p] of Object.entries(w.pools)) {
+      if (p.hpa.enabled && p.replicas !== undefined && (p.replicas < p.hpa.minReplicas || p.replicas > p.hpa.maxReplicas)) {
+        ctx.addIssue({ code: "custom", path: ["pools", pool, "replicas"], message: `must be within hpa.minReplicas..maxReplicas (${p.hpa.minReplicas}..${p.hpa.maxReplicas})` });
+      }
       for (const q of p.queues) {
         // Two pools on one queue split its tasks unpredictably between their resource profiles.
         if (owner.has(q)) ctx.addIssue({ code: "custom", path: ["pools", pool, "queues"], message: `queue "${q}" is already consumed by pool "${owner.get(q)}"` });
@@ -62,16 +70,24 @@ export function workerPoolTemplate(env: Environment): Omit<z.input<typeof worker
   return {
     concurrency: perEnv(env, { dev: 2, staging: 4, prod: 4 }),
     hpa: {
+      enabled: true,
       minReplicas: perEnv(env, { dev: 1, staging: 2, prod: 2 }),
       maxReplicas: perEnv(env, { dev: 2, staging: 4, prod: 8 }),
       cpuUtilization: 75,
+      behavior: defaultHpaBehavior(),
     },
     resources: perEnv(env, {
-      dev: res("100m", "128Mi", "500m", "512Mi"),
-      staging: res("250m", "256Mi", "1", "1Gi"),
-      prod: res("500m", "512Mi", "2", "2Gi"),
+      dev: appRes("100m", "128Mi", "500m", "512Mi"),
+      staging: appRes("250m", "256Mi", "1", "1Gi"),
+      prod: appRes("500m", "512Mi", "2", "2Gi"),
     }),
+    egress: {},
   };
+}
+
+/** A pool's replicas at creation (or fixed count without an HPA). */
+export function poolReplicas(p: WorkerPoolConfig): number {
+  return p.replicas ?? p.hpa.minReplicas;
 }
 
 /** Public, pinned, and ships Celery and the Redis client (mher/flower's Dockerfile: `pip install redis flower`). */
@@ -90,15 +106,15 @@ export function workersDefaults(env: Environment): WithoutImage<z.input<typeof w
       enabled: true,
       replicas: 1,
       resources: perEnv(env, {
-        dev: res("50m", "64Mi", "250m", "256Mi"),
-        staging: res("100m", "128Mi", "500m", "512Mi"),
-        prod: res("250m", "256Mi", "1", "1Gi"),
+        dev: appRes("50m", "64Mi", "250m", "256Mi"),
+        staging: appRes("100m", "128Mi", "500m", "512Mi"),
+        prod: appRes("250m", "256Mi", "1", "1Gi"),
       }),
     },
     flower: {
       enabled: env !== "prod",
       image: DEMO_CELERY_IMAGE,
-      resources: res("50m", "128Mi", "250m", "256Mi"),
+      resources: appRes("50m", "128Mi", "250m", "256Mi"),
     },
   };
 }

@@ -1,6 +1,7 @@
 import * as crypto from "crypto";
 import { expect } from "chai";
 import { inventory, surgePods } from "../config/inventory";
+import { APP_EPHEMERAL_STORAGE } from "../config/common";
 import { keyOwner, secretEnvFor } from "../components/lib/appwiring";
 import { serviceHost } from "../components/lib/ports";
 import { selectorLabels } from "../components/lib/labels";
@@ -240,7 +241,11 @@ describe("api (HTTP services)", () => {
         const d = findObject(ev, "Deployment", name);
         const hpa = findObject(ev, "HorizontalPodAutoscaler", name);
         expect([hpa.spec.minReplicas, hpa.spec.maxReplicas], name).to.deep.equal([s.min, s.max]);
-        expect(container(d).resources).to.deep.equal({ requests: { cpu: s.res[0], memory: s.res[1] }, limits: { cpu: s.res[2], memory: s.res[3] } });
+        // The seed's CPU and memory; ephemeral storage keeps the template's default (the seed names none).
+        expect(container(d).resources).to.deep.equal({
+          requests: { cpu: s.res[0], memory: s.res[1], "ephemeral-storage": APP_EPHEMERAL_STORAGE.request },
+          limits: { cpu: s.res[2], memory: s.res[3], "ephemeral-storage": APP_EPHEMERAL_STORAGE.limit },
+        });
         expect(d.spec.strategy.rollingUpdate.maxSurge).to.equal(surgePods(s.max));
         expect(findObject(ev, "PodDisruptionBudget", name).spec.maxUnavailable).to.equal(1);
         // No health port: probes fall back to the http port; no metrics port on the Service.

@@ -91,6 +91,49 @@ describe("configuration", () => {
     ["prod", "an object store without addresses", set("backups.objectStore", { ...OBJECT_STORE, cidrs: [] }), "backups.objectStore.cidrs", /egress is allowed to these only/],
     ["prod", "an object store bucket with capitals", set("backups.objectStore", { ...OBJECT_STORE, bucket: "Backups" }), "backups.objectStore.bucket", /S3 bucket name/],
     ["prod", "an object store without its access key", set("backups.objectStore", OBJECT_STORE), "objectStoreAccessKeyId", /required secret.*backups\.objectStore\.accessKeyIdSecret/],
+    // HPA behaviour, hpa.enabled and pool replicas.
+    ["prod", "a scale-up policy list that is empty", set("services.api.hpa.behavior.scaleUp.policies", []), "services.api.hpa.behavior.scaleUp.policies", /at least one policy.*selectPolicy: Disabled/],
+    ["prod", "a scaling period over 30 minutes", set("services.api.hpa.behavior.scaleDown.policies", [{ type: "Pods", value: 1, periodSeconds: 1801 }]), "services.api.hpa.behavior.scaleDown.policies.0.periodSeconds", /1801/],
+    ["prod", "a scaling period of zero", set("workers.pools.default.hpa.behavior.scaleUp.policies", [{ type: "Percent", value: 100, periodSeconds: 0 }]), "workers.pools.default.hpa.behavior.scaleUp.policies.0.periodSeconds", /got 0/],
+    ["prod", "a stabilization window over an hour", set("services.api.hpa.behavior.scaleDown.stabilizationWindowSeconds", 3601), "services.api.hpa.behavior.scaleDown.stabilizationWindowSeconds", /3601/],
+    ["prod", "an unknown scaling policy type", set("services.api.hpa.behavior.scaleUp.policies", [{ type: "Nodes", value: 1, periodSeconds: 60 }]), "services.api.hpa.behavior.scaleUp.policies.0.type", /Pods|Percent/],
+    ["prod", "a pool's replicas outside its HPA range", set("workers.pools.default.replicas", 20), "workers.pools.default.replicas", /within hpa.minReplicas..maxReplicas \(2..8\)/],
+    // Ephemeral storage.
+    ["prod", "an ephemeral-storage request above its limit", set("services.api.resources.requests.ephemeral-storage", "2Gi"), "services.api.resources.requests.ephemeral-storage", /must not exceed limits.ephemeral-storage \(1Gi\)/],
+    ["prod", "a malformed ephemeral-storage quantity", set("mail.postfix.resources.limits.ephemeral-storage", "5 gigs"), "mail.postfix.resources.limits.ephemeral-storage", /storage quantity/],
+    // Egress.
+    ["prod", "an egress destination with both cidrs and internet", set("services.api.egress", { both: { internet: true, cidrs: ["192.0.2.0/24"], ports: [443] } }), "services.api.egress.both", /exactly one of cidrs .* or internet: true/],
+    ["prod", "an egress destination with neither", set("services.api.egress", { none: { ports: [443] } }), "services.api.egress.none", /exactly one of cidrs/],
+    ["prod", "an egress CIDR with host bits", set("workers.pools.default.egress", { api: { cidrs: ["192.0.2.7/24"], ports: [443] } }), "workers.pools.default.egress.api.cidrs.0", /network address \(host bits zero\)/],
+    ["prod", "an egress CIDR that is not an address", set("services.api.egress", { x: { cidrs: ["300.1.1.0/24"], ports: [443] } }), "services.api.egress.x.cidrs.0", /octets 0-255/],
+    ["prod", "an egress destination without ports", set("services.api.egress", { x: { internet: true, ports: [] } }), "services.api.egress.x.ports", /at least one port/],
+    ["prod", "an egress CIDR over the cluster's range", (r) => {
+      set("platform.clusterCidrs", ["198.18.0.0/15"])(r);
+      set("services.api.egress", { vpc: { cidrs: ["198.16.0.0/12"], ports: [5432] } })(r);
+    }, "services.api.egress.vpc.cidrs.0", /overlaps the cluster range 198\.18\.0\.0\/15.*dependsOn/],
+    ["prod", "a cluster range that is not a CIDR", set("platform.clusterCidrs", ["10.244.0.0"]), "platform.clusterCidrs.0", /IPv4 CIDR/],
+    // Per-route ingress settings.
+    ["prod", "route settings on a service without a path", (r) => {
+      set("services.worker-api", { image: "ghcr.io/example/w:1.0.0", ingress: { loadBalance: "ewma" } })(r);
+    }, "services.worker-api.ingress", /only used for a routed service: set path too/],
+    ["prod", "an unknown load-balance algorithm", set("services.api.ingress", { loadBalance: "least_conn" }), "services.api.ingress.loadBalance", /round_robin|ewma/],
+    ["prod", "a connect timeout nginx would cap", set("services.api.ingress", { timeouts: { connectSeconds: 120 } }), "services.api.ingress.timeouts.connectSeconds", /120/],
+    ["prod", "retries without a condition", set("services.api.ingress", { retry: { on: [], tries: 3 } }), "services.api.ingress.retry.on", /at least one condition/],
+    ["prod", "a keepalive of zero connections", set("edge.upstreamKeepalive", { connections: 0, timeoutSeconds: 60 }), "edge.upstreamKeepalive.connections", /got 0/],
+    // Schema migrations.
+    ["prod", "a migration without a command", set("services.api.migration", { command: [] }), "services.api.migration.command", /must name the migration command/],
+    ["prod", "a migration needing a store its service does not use", (r) => {
+      set("services.api.dependsOn", ["postgres", "redis"])(r);
+      set("services.api.migration", { command: ["migrate"], dependsOn: ["mongo"] })(r);
+    }, "services.api.migration.dependsOn.0", /must be one of the service's own dependencies \(postgres, redis\)/],
+    ["prod", "a migration needing a disabled store", (r) => {
+      set("mongo.enabled", false)(r);
+      set("services.api.migration", { command: ["migrate"], dependsOn: ["mongo"] })(r);
+    }, "services.api.migration.dependsOn.0", /depends on mongo, but mongo is disabled/],
+    ["prod", "a migration depending on a tier that is not a store", set("services.api.migration", { command: ["migrate"], dependsOn: ["jaeger"] }), "services.api.migration.dependsOn.0", /postgres|redis|mongo/],
+    // The quota ceiling.
+    ["prod", "a computed quota above platform.quota.max", set("platform.quota.max", { requestsCpu: "4" }), "platform.quota.max.requestsCpu", /the app namespace's computed quota needs requests\.cpu \S+ .*above the ceiling 4; biggest contributors: services\.api .*\(\d+ pods\), /],
+    ["prod", "a quota ceiling that is not a quantity", set("platform.quota.max", { limitsMemory: "lots" }), "platform.quota.max.limitsMemory", /memory quantity/],
   ];
 
   for (const [stack, what, edit, key, words] of cases) {
@@ -132,10 +175,22 @@ describe("configuration", () => {
   });
 
   it(`a service and a worker pool named at the length limit (${SHORT_NAME_MAX}) fit Kubernetes' 63-character names and label values`, async () => {
-    const ev = ok(await evaluate({ stack: "prod", set: { [`services.${AT_LIMIT.service}`]: { kind: "static" }, [`workers.pools.${AT_LIMIT.pool}`]: { queues: ["q"] } } }));
+    // An http one too, routed with settings of its own (its own Ingress) and a migration Job.
+    const http = "h".repeat(SHORT_NAME_MAX);
+    const ev = ok(
+      await evaluate({
+        stack: "prod",
+        set: {
+          [`services.${AT_LIMIT.service}`]: { kind: "static" },
+          [`workers.pools.${AT_LIMIT.pool}`]: { queues: ["q"] },
+          [`services.${http}`]: { image: "ghcr.io/example/h:1.0.0", path: "/h", ingress: { loadBalance: "ewma" }, migration: { command: ["migrate"] } },
+        },
+      }),
+    );
     const objects = k8sObjects(ev).map(({ obj }) => obj);
-    const derived = objects.filter((o) => o.metadata.name.includes(AT_LIMIT.service) || o.metadata.name.includes(AT_LIMIT.pool));
-    expect(derived.length, "objects named after the long names").to.be.greaterThan(4);
+    const derived = objects.filter((o) => [AT_LIMIT.service, AT_LIMIT.pool, http].some((n) => o.metadata.name.includes(n)));
+    expect(derived.length, "objects named after the long names").to.be.greaterThan(10);
+    expect(derived.map((o) => o.kind)).to.include.members(["Ingress", "Job"]);
     const tooLong: string[] = [];
     for (const o of objects) {
       const where = `${o.kind} ${o.metadata.name}`;

@@ -101,7 +101,9 @@ describe("Redis replication with Sentinel", () => {
         expect(affinity.requiredDuringSchedulingIgnoredDuringExecution).to.deep.equal([{ labelSelector: { matchLabels: selector }, topologyKey: "kubernetes.io/hostname" }]);
         // Members replicate and gossip with each other: 6379 and 26379 between redis pods.
         const policy = findObject(ev, "NetworkPolicy", "allow-redis", ns);
-        const fromRedis = policy.spec.ingress.find((rule: K8sObject) => rule.from[0].podSelector?.matchLabels["app.kubernetes.io/name"] === "redis");
+        // Peers with the same ports share one selector (name In [...]): find the rule that admits redis pods.
+        const names = (peer: K8sObject): string[] => [peer.podSelector?.matchLabels?.["app.kubernetes.io/name"], ...(peer.podSelector?.matchExpressions ?? []).flatMap((e: K8sObject) => (e.key === "app.kubernetes.io/name" ? e.values : []))].filter(Boolean);
+        const fromRedis = policy.spec.ingress.find((rule: K8sObject) => names(rule.from[0]).includes("redis"));
         expect(fromRedis.ports.map((p: K8sObject) => p.port)).to.deep.equal([6379, 26379]);
       });
 

@@ -3,7 +3,8 @@
 // with its seed's tables, written below as data (numbers from the seed documents, not the output).
 import { expect } from "chai";
 import type { Evaluation, K8sObject } from "./harness";
-import { evaluate, objectsOfKind, ok } from "./harness";
+import { configOf, evaluate, objectsOfKind, ok, rejection } from "./harness";
+import { bytes, cpuMillis } from "../config/quantity";
 import { objectChecks } from "./object-checks";
 import { diff, reachabilityMatrix } from "./reachability";
 
@@ -25,6 +26,13 @@ interface Seed {
   /** "path -> service" over both Ingresses. */
   routes: string[];
   queues?: string[];
+  /**
+   * What the seed's text says leaves the cluster: workload -> ports, to public addresses. Seed 001
+   * calls OpenAI from chat and Stripe from billing (OPENAI_API_KEY, STRIPE_SECRET_KEY); seed 002's
+   * backend and Celery workers call AI APIs ("External HTTPS allowed for AI APIs"); seed 003's
+   * SMTP server relays out on 25/465/587; seed 004 calls nothing outside.
+   */
+  outbound: Record<string, number[]>;
 }
 
 const SEEDS: Seed[] = [
@@ -43,6 +51,7 @@ const SEEDS: Seed[] = [
       jaeger: { size: "20Gi", res: ["100m", "500m", "256Mi", "512Mi"] },
     },
     routes: ["/api/auth -> auth", "/api/chat -> chat", "/api/billing -> billing", "/jaeger -> jaeger"],
+    outbound: { chat: [443], billing: [443] },
   },
   {
     stack: "seed-002-backend-celery",
@@ -55,6 +64,7 @@ const SEEDS: Seed[] = [
     stores: { mongo: { size: "100Gi", storageClass: "fast-ssd" }, redis: { size: "20Gi", storageClass: "fast-ssd" } },
     routes: ["/ -> frontend", "/api -> backend", "/flower -> flower"],
     queues: ["default", "audio_processing", "ai_analysis", "embeddings"],
+    outbound: { backend: [443], "worker-default": [443] },
   },
   {
     stack: "seed-003-smtp",
@@ -63,6 +73,7 @@ const SEEDS: Seed[] = [
     workloads: ["postfix", "dovecot", "blackbox-exporter"],
     stores: { postfix: { size: "10Gi", storageClass: "fast-ssd", res: ["500m", "2000m", "512Mi", "2Gi"] } },
     routes: [],
+    outbound: { postfix: [25, 465, 587] },
   },
   {
     stack: "seed-004-autoscaling",
@@ -73,6 +84,7 @@ const SEEDS: Seed[] = [
     workloads: ["backend", "frontend"],
     stores: {},
     routes: ["/ -> frontend", "/api -> backend"],
+    outbound: {},
   },
 ];
 
@@ -137,6 +149,25 @@ for (const seed of SEEDS) {
       expect(diff(m.actual, m.expected)).to.deep.equal({ missing: [], extra: [] });
     });
 
+    it(`reaches outside the cluster exactly where the seed calls out (${Object.entries(seed.outbound).map(([w, p]) => `${w} ${p.join("/")}`).join(", ") || "nowhere"})`, () => {
+      const m = reachabilityMatrix(ev);
+      const outside = new Set(m.endpoints.filter((e) => !e.namespace).map((e) => e.id));
+      // Every (workload, port) that reaches an address outside the cluster, from the policies as Kubernetes reads them.
+      const reached = new Set(
+        m.actual
+          .map((t) => t.split(" "))
+          .filter(([, , to]) => outside.has(to))
+          .map(([from, , , port]) => `${from.split("/")[1]} ${port}`),
+      );
+      const calls = Object.entries(seed.outbound).flatMap(([w, ports]) => ports.map((p) => `${w} ${p}/TCP`));
+      // The platform's own way out: Patroni keeps its leader lock in the Kubernetes API (cluster.apiServer).
+      const cfg = configOf(ev);
+      const own = cfg.postgres.enabled && cfg.postgres.mode === "patroni" ? (cfg.cluster.apiServer?.ports ?? []).map((p) => `postgres ${p}/TCP`) : [];
+      expect([...reached].sort()).to.deep.equal([...calls, ...own].sort());
+      // And the public internet is one of the places each of them reaches.
+      for (const w of Object.keys(seed.outbound)) expect(m.actual.some((t) => t.includes(`/${w} -> internet `)), w).to.equal(true);
+    });
+
     if (seed.queues) {
       it("consumes the seed's Celery queues", () => {
         const args: string[] = named(ev, "Deployment", "worker-default").spec.template.spec.containers[0].args ?? [];
@@ -176,20 +207,38 @@ describe("example seed-003-smtp: the seed's SMTP limits, LimitRange and mail egr
   });
 });
 
-describe("example seed-004-autoscaling: the write-up's scaling, probes, PDB and affinity", () => {
-  // Seed 004: scale down 50% or 1 pod per 60 s after 5 minutes; probes /health/live and
-  // /health/ready every 10 s / 5 s; a 5-minute startup budget; ClientIP affinity for 3 hours.
-  const SEED = { scaleDownWindow: 300, scaleDown: [["Percent", 50, 60], ["Pods", 1, 60]], liveness: ["/health/live", 10], readiness: ["/health/ready", 5], startupSeconds: 300, affinitySeconds: 3 * 3600 };
+describe("example seed-004-autoscaling: the write-up's scaling, probes, PDB, affinity and load balancing", () => {
+  // Seed 004: scale up 100% or 2 pods every 30 s (no window, the larger wins); scale down 50% or 1
+  // pod per 60 s after 5 minutes (the smaller wins); probes /health/live and /health/ready every
+  // 10 s / 5 s; a 5-minute startup budget; ClientIP affinity for 3 hours; EWMA balancing; retries
+  // on errors (502/503/504), 3 attempts with a 10 s timeout; keepalive 100 connections, 60 s.
+  const SEED = {
+    scaleUp: { stabilizationWindowSeconds: 0, selectPolicy: "Max", policies: [["Percent", 100, 30], ["Pods", 2, 30]] },
+    scaleDown: { stabilizationWindowSeconds: 300, selectPolicy: "Min", policies: [["Percent", 50, 60], ["Pods", 1, 60]] },
+    liveness: ["/health/live", 10],
+    readiness: ["/health/ready", 5],
+    startupSeconds: 300,
+    affinitySeconds: 3 * 3600,
+    loadBalance: "ewma",
+    retryOn: ["error", "timeout", "http_502", "http_503", "http_504"],
+    tries: 3,
+    retryTimeoutSeconds: 10,
+    keepalive: { connections: 100, timeoutSeconds: 60 },
+  };
+  const A = "nginx.ingress.kubernetes.io";
   let ev: Evaluation;
   before(async () => {
     ev = ok(await loadExample("seed-004-autoscaling"));
   });
 
-  it("scales down conservatively, as the write-up, on both tiers", () => {
+  it("scales up within 30 s and down conservatively, as the write-up, on both tiers", () => {
     for (const name of ["backend", "frontend"]) {
-      const down = named(ev, "HorizontalPodAutoscaler", name).spec.behavior.scaleDown;
-      expect(down.stabilizationWindowSeconds, name).to.equal(SEED.scaleDownWindow);
-      expect(down.policies.map((p: K8sObject) => [p.type, p.value, p.periodSeconds]), name).to.deep.equal(SEED.scaleDown);
+      const b = named(ev, "HorizontalPodAutoscaler", name).spec.behavior;
+      for (const dir of ["scaleUp", "scaleDown"] as const) {
+        const rules = b[dir];
+        expect([rules.stabilizationWindowSeconds, rules.selectPolicy], `${name} ${dir}`).to.deep.equal([SEED[dir].stabilizationWindowSeconds, SEED[dir].selectPolicy]);
+        expect(rules.policies.map((p: K8sObject) => [p.type, p.value, p.periodSeconds]), `${name} ${dir}`).to.deep.equal(SEED[dir].policies);
+      }
     }
   });
 
@@ -205,6 +254,28 @@ describe("example seed-004-autoscaling: the write-up's scaling, probes, PDB and 
     expect(lb.spec.type).to.equal("LoadBalancer");
     expect(lb.spec.sessionAffinity).to.equal("ClientIP");
     expect(lb.spec.sessionAffinityConfig.clientIP.timeoutSeconds).to.equal(SEED.affinitySeconds);
+  });
+
+  it("balances by EWMA and retries failed tries on another pod, per route, each tier on an Ingress of its own", () => {
+    for (const name of ["backend", "frontend"]) {
+      const ing = named(ev, "Ingress", `webapp-public-${name}`);
+      expect(ing.spec.rules[0].http.paths.map((p: K8sObject) => p.backend.service.name), name).to.deep.equal([name]);
+      expect(ing.metadata.annotations, name).to.include({
+        [`${A}/load-balance`]: SEED.loadBalance,
+        [`${A}/proxy-next-upstream`]: SEED.retryOn.join(" "),
+        [`${A}/proxy-next-upstream-tries`]: String(SEED.tries),
+        [`${A}/proxy-next-upstream-timeout`]: String(SEED.retryTimeoutSeconds),
+      });
+    }
+    // Nothing is left on the shared public Ingress.
+    expect(named(ev, "Ingress", "webapp-public")).to.equal(undefined);
+  });
+
+  it("publishes the controller's keepalive settings (a ConfigMap setting in ingress-nginx, not an annotation)", () => {
+    const settings = ev.outputs.ingressControllerSettings as Record<string, string>;
+    expect(settings["upstream-keepalive-connections"]).to.equal(String(SEED.keepalive.connections));
+    expect(settings["upstream-keepalive-timeout"]).to.equal(String(SEED.keepalive.timeoutSeconds));
+    for (const ing of objectsOfKind(ev, "Ingress")) expect(Object.keys(ing.metadata.annotations).filter((k) => k.includes("keepalive")), ing.metadata.name).to.deep.equal([]);
   });
 });
 
@@ -225,5 +296,37 @@ describe("examples seed-001 and seed-003: secrets and mail replicas", () => {
     const ev = ok(await loadExample("seed-003-smtp"));
     expect(named(ev, "StatefulSet", "postfix").spec.replicas).to.equal(3);
     expect(named(ev, "PodDisruptionBudget", "postfix").spec.maxUnavailable).to.equal(1);
+  });
+
+  it("seed 003: Postfix requests 1Gi of ephemeral storage and is limited to 5Gi", async () => {
+    const ev = ok(await loadExample("seed-003-smtp"));
+    const postfix = named(ev, "StatefulSet", "postfix").spec.template.spec.containers.find((c: K8sObject) => c.name === "postfix");
+    expect([postfix.resources.requests["ephemeral-storage"], postfix.resources.limits["ephemeral-storage"]]).to.deep.equal(["1Gi", "5Gi"]);
+  });
+});
+
+describe("examples seed-002 and seed-003: the seeds' fixed quotas as ceilings", () => {
+  // Seed 002: 20 CPU and 40Gi memory (requests); seed 003: requests 10 CPU / 20Gi, limits 20 CPU / 40Gi, 20 pods.
+  const SEED_QUOTA: Record<string, Record<string, string>> = {
+    "seed-002-backend-celery": { "requests.cpu": "20", "requests.memory": "40Gi" },
+    "seed-003-smtp": { "requests.cpu": "10", "requests.memory": "20Gi", "limits.cpu": "20", "limits.memory": "40Gi", pods: "20" },
+  };
+  for (const [stack, ceiling] of Object.entries(SEED_QUOTA)) {
+    it(`${stack}: every namespace's computed quota stays within the seed's`, async () => {
+      const ev = ok(await loadExample(stack));
+      const quotas = objectsOfKind(ev, "ResourceQuota");
+      expect(quotas.length).to.be.greaterThan(0);
+      for (const q of quotas) {
+        for (const [key, max] of Object.entries(ceiling)) {
+          const read = key.endsWith("cpu") ? cpuMillis : key === "pods" ? Number : bytes;
+          expect(read(q.spec.hard[key]), `${q.metadata.namespace} ${key}`).to.be.at.most(read(max));
+        }
+      }
+    });
+  }
+
+  it("seed-003-smtp: more Postfix replicas than the seed's quota admits are refused, naming mail.postfix, before anything is registered", async () => {
+    const message = await rejection({ stack: "seed-003-smtp", file: "examples/Pulumi.seed-003-smtp.yaml", set: { "mail.postfix.replicas": 10 } });
+    expect(message).to.match(/platform\.quota\.max\.limitsCpu: the mail namespace's computed quota needs limits\.cpu \S+ .*above the ceiling 20; biggest contributors: mail\.postfix /);
   });
 });

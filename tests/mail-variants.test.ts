@@ -13,6 +13,7 @@ import { parseConfig } from "../config/loader";
 import { requiredSecrets } from "../config/schema";
 import { configOf, evaluate, findObject, objectsOfKind, ok, isSecretAt, rejection } from "./harness";
 import { postconf } from "./mailutil";
+import { matchesSelector } from "./reachability";
 import { BASELINE_CAPS } from "./checks";
 
 const NS = "email-platform-mail-prod";
@@ -63,7 +64,9 @@ describe("mail tier variants (prod)", () => {
     // From outside the cluster only the proxied listeners are open; the app's in-cluster submission stays on 587.
     const fromOutside = pol.ingress.filter((r: any) => r.from.some((f: any) => f.ipBlock)).flatMap((r: any) => r.ports.map((p: any) => p.port));
     for (const plain of [25, 465, 587]) expect(fromOutside).not.to.include(plain);
-    const fromApi = pol.ingress.filter((r: any) => r.from.some((f: any) => f.podSelector?.matchLabels?.["app.kubernetes.io/name"] === "api"));
+    // Rules whose peers select the api's pods (several workloads may share one selector).
+    const apiPods = findObject(ev, "Deployment", "api").spec.template.metadata.labels;
+    const fromApi = pol.ingress.filter((r: any) => r.from.some((f: any) => f.podSelector && !f.ipBlock && matchesSelector(apiPods, f.podSelector)));
     expect(fromApi.flatMap((r: any) => r.ports.map((p: any) => p.port))).to.deep.equal([587]);
   });
 

@@ -3,7 +3,8 @@ import { inventory } from "../config/inventory";
 import { alertGroups } from "../components/monitoring/rules";
 import { dashboardPanels } from "../components/monitoring/dashboard";
 import { DOVECOT_METRICS } from "../components/mail/dovecot";
-import { evaluate, evaluateStack, objectsOfKind, ok, STACKS, configOf } from "./harness";
+import { evaluate, evaluateStack, objectsOfKind, ok, podSpec, STACKS, configOf } from "./harness";
+import type { Evaluation } from "./harness";
 import { matchesSelector } from "./reachability";
 import { validateObject } from "./checks";
 import { metricNames } from "./promql";
@@ -26,9 +27,15 @@ const EXPORTED_METRICS: Record<string, string[]> = {
     "kube_deployment_status_replicas_unavailable",
     "kube_cronjob_status_last_successful_time",
     "kube_endpoint_address",
+    "kube_endpoint_info",
     "kube_pod_container_status_ready",
     "kube_cronjob_created",
+    "kube_statefulset_status_replicas_ready",
+    "kube_statefulset_replicas",
+    "kube_pod_container_resource_limits",
   ],
+  // The kubelet's cAdvisor (kube-prometheus-stack scrapes it as job="kubelet", metrics path /metrics/cadvisor).
+  cadvisor: ["container_cpu_cfs_throttled_periods_total", "container_cpu_cfs_periods_total", "container_memory_working_set_bytes"],
   // v0.15.0: pg_replication (collector), pg_stat_replication and pg_stat_archiver (builtin metric maps).
   postgres_exporter: [
     "pg_stat_activity_count",
@@ -41,8 +48,9 @@ const EXPORTED_METRICS: Record<string, string[]> = {
   // redis_key_size: the Celery queue lists the exporter is told to check (REDIS_EXPORTER_CHECK_SINGLE_KEYS).
   // redis_instance_info{role}, redis_master_link_up (replicas) and redis_connected_slaves: exporter/info.go in v1.63.0.
   redis_exporter: ["redis_memory_used_bytes", "redis_memory_max_bytes", "redis_key_size", "redis_instance_info", "redis_master_link_up", "redis_connected_slaves"],
-  // percona/mongodb_exporter 0.40 --compatible-mode with --collector.diagnosticdata (exporter/v1_compatibility.go).
-  mongodb_exporter: ["mongodb_mongod_replset_my_state", "mongodb_mongod_replset_member_replication_lag"],
+  // percona/mongodb_exporter 0.40 --compatible-mode with --collector.diagnosticdata (exporter/v1_compatibility.go);
+  // its general collector registers mongodb_up.
+  mongodb_exporter: ["mongodb_up", "mongodb_mongod_replset_my_state", "mongodb_mongod_replset_member_replication_lag"],
   // postfix_exporter sidecar: showq histograms per queue, counters from the log (the daemon tier scrapes the real one).
   postfix_exporter: ["postfix_showq_message_age_seconds_count", "postfix_smtpd_messages_rejected_total", "postfix_smtpd_connects_total", "postfix_smtp_messages_processed_total"],
   // Dovecot's stats service: the `metric` blocks of dovecot.conf, as dovecot_<name>_total.
@@ -87,7 +95,25 @@ const ISSUE_ALERTS = [
   "PostgresReplicationLagHigh",
   "PostgresReplicasMissing",
   "PostgresFailover",
+  // Seeds 003 and 004: a StatefulSet short of ready replicas, a Service with no endpoint,
+  // saturation (CPU throttling, memory near the limit), MongoDB down, an HPA maxed out for long.
+  "StatefulSetReplicasNotReady",
+  "ServiceNoEndpoints",
+  "ContainerCPUThrottled",
+  "ContainerMemoryNearLimit",
+  "MongoDBDown",
+  "HPAMaxedOutSustained",
 ];
+
+/** Where each alert's metrics come from (EXPORTED_METRICS key): every alert is tied to one source at least. */
+const SOURCES: Record<string, string[]> = {
+  StatefulSetReplicasNotReady: ["kube-state-metrics"],
+  ServiceNoEndpoints: ["kube-state-metrics"],
+  ContainerCPUThrottled: ["cadvisor"],
+  ContainerMemoryNearLimit: ["cadvisor", "kube-state-metrics"],
+  MongoDBDown: ["mongodb_exporter"],
+  HPAMaxedOutSustained: ["kube-state-metrics"],
+};
 
 describe("monitoring", () => {
   it("parses metric names out of PromQL", () => {
@@ -175,7 +201,7 @@ describe("monitoring", () => {
         }
         const t = cfg.monitoring.thresholds;
         const by = (n: string) => alerts.find((a) => a.alert === n)!;
-        expect(by("HighErrorRate").expr).to.match(new RegExp(`> ${t.errorRatio}$`)).and.contain('ingress="email-platform-public"');
+        expect(by("HighErrorRate").expr).to.match(new RegExp(`> ${t.errorRatio}$`)).and.contain('ingress=~"email-platform-public(-.+)?"');
         expect(by("HighLatencyP95").expr).to.contain("histogram_quantile(0.95").and.match(new RegExp(`> ${t.p95LatencySeconds}$`));
         expect((by("HPAAtMaxReplicas") as unknown as { for: string }).for).to.equal("15m");
         expect(by("RedisMemoryHigh").expr).to.contain(`> ${t.redisMemoryRatio}`);
@@ -289,5 +315,76 @@ describe("monitoring", () => {
     for (const a of ["RedisNoMaster", "RedisFailover", "RedisReplicationBroken", "MongoReplicationLag"]) expect(single, a).to.not.include(a);
     expect(single).to.include("MongoNoPrimary");
     expect(names({ mongo: { exporter: { enabled: false } } })).to.not.include("MongoNoPrimary");
+  });
+
+  describe("the seeds' availability and saturation alerts (prod)", () => {
+    let ev: Evaluation;
+    let alerts: { alert: string; expr: string; for: string; labels: { severity: string }; annotations: Record<string, string> }[];
+    before(async () => {
+      ev = ok(await evaluateStack("prod"));
+      alerts = objectsOfKind(ev, "PrometheusRule")[0].spec.groups.flatMap((g: any) => g.rules);
+    });
+    const by = (n: string) => alerts.find((a) => a.alert === n)!;
+
+    it("each reads only metrics of its named sources, and every named source contributes", () => {
+      for (const [name, sources] of Object.entries(SOURCES)) {
+        const names = metricNames(by(name).expr);
+        const allowed = new Set(sources.flatMap((src) => EXPORTED_METRICS[src]));
+        expect(names.filter((n) => !allowed.has(n)), name).to.deep.equal([]);
+        for (const src of sources) expect(names.some((n) => EXPORTED_METRICS[src].includes(n)), `${name} reads ${src}`).to.equal(true);
+        expect(by(name).annotations.runbook.length, name).to.be.greaterThan(40);
+      }
+    });
+
+    it("thresholds and durations come from monitoring.thresholds", () => {
+      const t = configOf("prod").monitoring.thresholds;
+      expect(by("ContainerCPUThrottled").expr).to.match(new RegExp(`> ${t.cpuThrottlingRatio}$`));
+      expect(by("ContainerMemoryNearLimit").expr).to.match(new RegExp(`> ${t.memoryLimitRatio}$`));
+      expect(by("HPAMaxedOutSustained").for).to.equal(`${t.hpaMaxedOutHours}h`);
+      const changed = alertGroups(configOf("prod", { monitoring: { thresholds: { memoryLimitRatio: 0.8, hpaMaxedOutHours: 6 } } })).flatMap((g) => g.rules);
+      expect(changed.find((a) => a.alert === "ContainerMemoryNearLimit")!.expr).to.match(/> 0\.8$/);
+      expect(changed.find((a) => a.alert === "HPAMaxedOutSustained")!.for).to.equal("6h");
+    });
+
+    it("the saturation ratios have a denominator: every container in the watched namespaces sets CPU and memory limits", () => {
+      const cfg = configOf("prod");
+      const watched = [cfg.platform.namespace, cfg.platform.mailNamespace];
+      for (const a of ["ContainerCPUThrottled", "ContainerMemoryNearLimit"]) expect(by(a).expr).to.contain(`namespace=~"${watched.join("|")}"`);
+      const workloads = ["Deployment", "StatefulSet", "Job", "CronJob"].flatMap((k) => objectsOfKind(ev, k)).filter((o) => watched.includes(o.metadata.namespace));
+      const containers = workloads.flatMap((o) => podSpec(o).containers);
+      expect(containers.length).to.be.greaterThan(10);
+      for (const c of containers) expect([c.resources?.limits?.cpu, c.resources?.limits?.memory], c.name).to.not.include(undefined);
+    });
+
+    it("StatefulSetReplicasNotReady watches every namespace that runs a StatefulSet; ServiceNoEndpoints the app namespace's Services", () => {
+      const cfg = configOf("prod");
+      const sets = objectsOfKind(ev, "StatefulSet");
+      expect(sets.map((s) => s.metadata.name)).to.include.members(["postgres", "redis", "mongo", "postfix", "dovecot"]);
+      const watched = /namespace=~"([^"]+)"/.exec(by("StatefulSetReplicasNotReady").expr)![1].split("|");
+      for (const s of sets) expect(watched, s.metadata.name).to.include(s.metadata.namespace);
+      // The mail Services have their own availability alerts (MailSMTPDown, MailIMAPDown): not twice.
+      expect(by("ServiceNoEndpoints").expr).to.contain(`namespace="${cfg.platform.namespace}"`).and.not.contain(cfg.platform.mailNamespace);
+      expect(objectsOfKind(ev, "Service").filter((s) => s.metadata.namespace === cfg.platform.namespace).length).to.be.greaterThan(3);
+    });
+
+    it("MongoDBDown reads the exporter the mongo pod runs, scraped through its ServiceMonitor", () => {
+      const cfg = configOf("prod");
+      const mongo = objectsOfKind(ev, "StatefulSet").find((s) => s.metadata.name === "mongo");
+      const exporter = podSpec(mongo).containers.find((c: any) => c.image === cfg.mongo.exporter.image);
+      expect(exporter.image).to.match(/^percona\/mongodb_exporter:/);
+      expect(exporter.ports.map((p: any) => p.name)).to.include("metrics");
+      expect(objectsOfKind(ev, "ServiceMonitor").map((m) => m.metadata.name)).to.include("mongo");
+      expect(by("MongoDBDown").expr).to.contain(`namespace="${cfg.platform.namespace}"`);
+    });
+
+    it("exists only where its source does: no MongoDBDown without the exporter, no StatefulSet alert without StatefulSets", () => {
+      const names = (overrides: Record<string, unknown>) => alertGroups(configOf("prod", overrides)).flatMap((g) => g.rules.map((r) => r.alert));
+      expect(names({ mongo: { exporter: { enabled: false } } })).to.not.include("MongoDBDown");
+      expect(names({ mongo: { enabled: false } })).to.not.include("MongoDBDown");
+      const stateless = { postgres: { enabled: false }, redis: { enabled: false }, mongo: { enabled: false }, mail: { enabled: false }, workers: { enabled: false } };
+      expect(names(stateless)).to.not.include("StatefulSetReplicasNotReady");
+      expect(names(stateless)).to.include.members(["ServiceNoEndpoints", "ContainerCPUThrottled", "ContainerMemoryNearLimit", "HPAMaxedOutSustained"]);
+      expect(names({ postgres: { enabled: false }, redis: { enabled: false }, mongo: { enabled: false }, workers: { enabled: false } })).to.include("StatefulSetReplicasNotReady");
+    });
   });
 });

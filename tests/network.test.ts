@@ -1,5 +1,7 @@
 import { expect } from "chai";
-import { evaluate, evaluateStack, objectsOfKind, ok, STACKS, configOf } from "./harness";
+import { evaluate, evaluateStack, k8sObjects, objectsOfKind, ok, STACKS, configOf } from "./harness";
+import { DependencyGraph } from "../components/lib/graph";
+import { MAX_EDGE_REASONS, edgesAnnotation, policySpecs } from "../components/network";
 import type { Endpoint, GraphData, PolicyObject } from "./reachability";
 import { allowed, declared, diff, inCidr, key, matchesSelector, reachability, reachabilityMatrix as matrix } from "./reachability";
 
@@ -74,6 +76,78 @@ describe("network: reachability equals the declared graph", () => {
       "email-platform-prod/jaeger -> internet 443/TCP",
       "email-platform-prod/jaeger-index-cleaner -> internet 443/TCP",
     ]);
+  });
+});
+
+describe("network: policies stay small however many workloads share a peer", () => {
+  const graph = () => {
+    const g = new DependencyGraph();
+    const w = (name: string, namespace = "app") => g.addWorkload({ name, namespace, selector: { "app.kubernetes.io/name": name, "app.kubernetes.io/instance": "p-prod" } });
+    for (const n of ["a", "b", "c", "store"]) w(n);
+    w("mailer", "mail");
+    for (const n of ["a", "b", "c"]) g.connect(n, "store", [5432], `${n} uses the store`);
+    g.connect("mailer", "store", [5432], "mailer uses the store");
+    g.connect("a", "store", [6379], "a uses the cache too");
+    g.connect({ kind: "cidr", name: "lb", cidr: "192.0.2.0/24" }, "store", [5432], "a load balancer");
+    return g;
+  };
+
+  it("merges workload peers on the same ports into one selector per namespace (name In [...]); ranges keep their own rule", () => {
+    const store = policySpecs(graph()).find((p) => p.name === "store")!;
+    expect(store.spec.ingress).to.deep.equal([
+      {
+        from: [
+          { podSelector: { matchLabels: { "app.kubernetes.io/instance": "p-prod" }, matchExpressions: [{ key: "app.kubernetes.io/name", operator: "In", values: ["a", "b", "c"] }] } },
+          { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "mail" } }, podSelector: { matchLabels: { "app.kubernetes.io/name": "mailer", "app.kubernetes.io/instance": "p-prod" } } },
+        ],
+        ports: [{ port: 5432, protocol: "TCP" }],
+      },
+      { from: [{ podSelector: { matchLabels: { "app.kubernetes.io/name": "a", "app.kubernetes.io/instance": "p-prod" } } }], ports: [{ port: 6379, protocol: "TCP" }] },
+      { from: [{ ipBlock: { cidr: "192.0.2.0/24" } }], ports: [{ port: 5432, protocol: "TCP" }] },
+    ]);
+  });
+
+  it("the merged rules admit exactly what one rule per edge would", () => {
+    const g = graph();
+    const policies = policySpecs(g).map((p) => ({ metadata: { name: `allow-${p.name}`, namespace: p.namespace }, spec: p.spec }));
+    const ep = (id: string, namespace: string, name: string, ip: string): Endpoint => ({
+      id,
+      namespace,
+      namespaceLabels: { "kubernetes.io/metadata.name": namespace },
+      labels: { "app.kubernetes.io/name": name, "app.kubernetes.io/instance": "p-prod" },
+      ip,
+      ports: [],
+      managed: true,
+    });
+    const eps = [ep("a", "app", "a", "10.0.0.1"), ep("b", "app", "b", "10.0.0.2"), ep("c", "app", "c", "10.0.0.3"), ep("store", "app", "store", "10.0.0.4"), ep("mailer", "mail", "mailer", "10.0.0.5")];
+    const stranger = { ...ep("d", "app", "d", "10.0.0.6") };
+    const lb: Endpoint = { id: "lb", namespaceLabels: {}, labels: {}, ip: "192.0.2.9", ports: [], managed: false };
+    const store = eps[3];
+    for (const src of [...eps.filter((e) => e !== store), lb]) expect(allowed(policies, src, store, 5432, "TCP"), src.id).to.equal(src.id !== "store");
+    expect(allowed(policies, stranger, store, 5432, "TCP")).to.equal(false);
+    expect(["a", "b", "c"].map((n) => allowed(policies, eps.find((e) => e.id === n)!, store, 6379, "TCP"))).to.deep.equal([true, false, false]);
+  });
+
+  it(`lists at most ${MAX_EDGE_REASONS} edges in the platform/edges annotation, then how many more`, () => {
+    const reasons = Array.from({ length: MAX_EDGE_REASONS + 7 }, (_, i) => `w${i} -> store:5432 (w${i} uses the store)`);
+    expect(edgesAnnotation(reasons.slice(0, MAX_EDGE_REASONS))).to.equal(reasons.slice(0, MAX_EDGE_REASONS).join("; "));
+    expect(edgesAnnotation(reasons)).to.equal(`${reasons.slice(0, MAX_EDGE_REASONS).join("; ")}; ... and 7 more edges (stack output dependencyGraph)`);
+  });
+
+  it("200 more services (each routed, with an egress destination): no object over 64 KiB, one smoke container for all of them, one store rule for all of them", async function () {
+    this.timeout(120_000);
+    const set: Record<string, unknown> = {};
+    const names = Array.from({ length: 200 }, (_, i) => `svc-${String(i).padStart(3, "0")}`);
+    for (const n of names) set[`services.${n}`] = { image: `registry.example.com/${n}:1.0.0`, path: `/${n}`, dependsOn: ["postgres", "redis", "jaeger"], egress: { partner: { internet: true, ports: [443] } } };
+    const ev = ok(await evaluate({ stack: "prod", set }));
+    const sizes = k8sObjects(ev).map(({ obj }) => ({ what: `${obj.kind} ${obj.metadata.name}`, bytes: Buffer.byteLength(JSON.stringify(obj)) }));
+    expect(sizes.filter((x) => x.bytes > 64 * 1024)).to.deep.equal([]);
+    const job = objectsOfKind(ev, "Job").find((j) => j.metadata.name.startsWith("smoke-"));
+    expect(job.spec.template.spec.containers).to.have.length(configOf("prod").postgres.enabled ? 4 : 3);
+    const postgres = objectsOfKind(ev, "NetworkPolicy").find((p) => p.metadata.name === "allow-postgres");
+    const fromServices = postgres.spec.ingress.filter((r: any) => r.from.some((f: any) => f.podSelector?.matchExpressions?.[0]?.values.includes("svc-000")));
+    expect(fromServices).to.have.length(1);
+    expect(fromServices[0].from[0].podSelector.matchExpressions[0].values).to.include.members(names);
   });
 });
 

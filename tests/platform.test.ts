@@ -2,9 +2,10 @@
 // default-deny with DNS, one token-less ServiceAccount per tier, and explicit cluster targeting.
 import { expect } from "chai";
 import { inventory } from "../config/inventory";
-import { bytes, cpuMillis } from "../config/quantity";
+import { bytes, cpuMillis, formatCpu } from "../config/quantity";
+import { quotaFor } from "../config/quota";
 import type { Evaluation } from "./harness";
-import { STACKS, configOf, evaluate, evaluateStack, findObject, objectsOfKind, ok } from "./harness";
+import { STACKS, configOf, evaluate, evaluateStack, findObject, objectsOfKind, ok, rejection } from "./harness";
 import { podSpecs } from "./checks";
 
 /** Worst case of what the registered workloads of a namespace can run at once: HPA max (or replicas) plus surge. */
@@ -119,6 +120,37 @@ describe("platform layer", () => {
       });
     });
   }
+
+  describe("quota ceiling (platform.quota.max)", () => {
+    const cfg = configOf("prod");
+    const app = inventory(cfg).filter((g) => g.namespace === "app");
+    const hard = quotaFor(app, cfg.platform.quota.headroomPercent);
+
+    it("accepts a ceiling at exactly the computed quota, and the ResourceQuota is unchanged by it", async () => {
+      const exact = { requestsCpu: hard["requests.cpu"], requestsMemory: hard["requests.memory"], limitsCpu: hard["limits.cpu"], limitsMemory: hard["limits.memory"], pods: Number(hard.pods) };
+      const ev = ok(await evaluate({ stack: "prod", set: { "platform.quota.max": exact, "mail.enabled": false } }));
+      expect(findObject(ev, "ResourceQuota", "compute", cfg.platform.namespace).spec.hard).to.deep.equal(hard);
+    });
+
+    it("refuses one step below, before anything is registered, naming the three biggest contributors by their config keys", async () => {
+      const below = formatCpu(cpuMillis(hard["requests.cpu"]) - 1);
+      const message = await rejection({ stack: "prod", set: { "platform.quota.max": { requestsCpu: below } } });
+      const share = (g: (typeof app)[number]) => (g.maxPods + g.surge) * g.containers.reduce((n, c) => n + cpuMillis(c.requests.cpu), 0);
+      const top = [...app].sort((a, b) => share(b) - share(a)).slice(0, 3).map((g) => g.configPath);
+      expect(top[0]).to.equal("services.api");
+      const named = /biggest contributors: (.*), got/.exec(message)![1].split(", ").map((c) => c.split(" ")[0]);
+      expect(named).to.deep.equal(top);
+      expect(message).to.contain(`platform.quota.max.requestsCpu: the app namespace's computed quota needs requests.cpu ${hard["requests.cpu"]}`);
+    });
+
+    it("applies to every namespace: a pods ceiling the mail namespace exceeds names mail's own workloads", () => {
+      const mailHard = quotaFor(inventory(cfg).filter((g) => g.namespace === "mail"), cfg.platform.quota.headroomPercent);
+      const appPods = Number(hard.pods);
+      const cap = Number(mailHard.pods) - 1;
+      expect(cap).to.be.below(appPods);
+      expect(() => configOf("prod", { platform: { quota: { max: { pods: cap } } } })).to.throw(/mail namespace's computed quota needs pods .*mail\.(postfix|dovecot)/);
+    });
+  });
 
   it("drops the mail namespace when the mail tier is off", async () => {
     const ev = ok(await evaluate({ stack: "dev", set: { "mail.enabled": false } }));

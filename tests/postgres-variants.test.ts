@@ -105,7 +105,7 @@ describe("postgres.external: a managed database", () => {
   it("the smoke check and the egress follow it: its addresses on its port, from the apps, workers, dump job and smoke test only", () => {
     const cfg = configOf(ev);
     const check = smokeChecks(cfg).find((c) => c.name === "postgres")!;
-    expect(check.env).to.include({ PGHOST: EXTERNAL.host, PGPORT: "5432", PGSSLMODE: "require" });
+    expect(check.container!.env).to.include({ PGHOST: EXTERNAL.host, PGPORT: "5432", PGSSLMODE: "require" });
     const { actual, expected } = reachabilityMatrix(ev);
     expect(diff(actual, expected)).to.deep.equal({ missing: [], extra: [] });
     const ns = cfg.platform.namespace;

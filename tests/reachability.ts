@@ -156,6 +156,8 @@ export function reachability(endpoints: Endpoint[], policies: PolicyObject[], po
 export interface GraphData {
   workloads: Workload[];
   edges: Edge[];
+  /** What the internet peer leaves out (private ranges plus the cluster's own); PRIVATE_RANGES when absent. */
+  internetExcept?: string[];
 }
 
 function peerEndpoints(peer: Peer, graph: GraphData, endpoints: Endpoint[]): Endpoint[] {
@@ -167,7 +169,7 @@ function peerEndpoints(peer: Peer, graph: GraphData, endpoints: Endpoint[]): End
   // An address-range peer declares every outside endpoint inside the range (what an ipBlock admits).
   // Our own pods are excluded: their egress is governed by our policies, which a range peer does not open.
   const within = (cidr: string, except: string[]) => endpoints.filter((e) => !e.managed && inCidr(e.ip, cidr) && !except.some((x) => inCidr(e.ip, x)));
-  if (peer.kind === "internet") return within("0.0.0.0/0", PRIVATE_RANGES);
+  if (peer.kind === "internet") return within("0.0.0.0/0", graph.internetExcept ?? PRIVATE_RANGES);
   if (peer.kind === "cidr") return within(peer.cidr, []);
   return endpoints.filter((e) => e.namespace === peer.namespace && (!peer.pods || matchesSelector(e.labels, { matchLabels: peer.pods })));
 }

@@ -227,8 +227,48 @@ describe("verify: the smoke scripts print one line per check (run locally agains
       expect(await run("imap", "imap", `127.0.0.1:${ip}`)).to.deep.equal({ code: 0, out: "ok imap\n" });
       const refused = await run("imap", "imap", `127.0.0.1:${await freePort()}`);
       expect([refused.code, refused.out.split(":")[0]]).to.deep.equal([1, "FAIL imap"]);
+      // Many checks in one run: each reports its own line, and one failure fails the run without hiding the rest.
+      const all = await run("api-ready", "http", `http://127.0.0.1:${hp}/ready`, "smtp", "smtp", `127.0.0.1:${sp}`, "down", "http", `http://127.0.0.1:${hp}/health`, "imap", "imap", `127.0.0.1:${ip}`);
+      expect(all.code).to.equal(1);
+      const lines = all.out.trim().split("\n").sort();
+      expect(lines).to.have.length(4);
+      expect(lines.filter((l) => l.startsWith("ok "))).to.deep.equal(["ok api-ready", "ok imap", "ok smtp"]);
+      expect(lines.filter((l) => l.startsWith("FAIL "))[0]).to.match(/^FAIL down: HTTPError: HTTP Error 503/);
+      // Targets and kinds come in threes; anything else is a usage error, not a silent pass.
+      expect((await run("api-ready", "http")).code).to.not.equal(0);
+      expect((await run("x", "gopher", "h:1")).code).to.not.equal(0);
     } finally {
       for (const s of [server, smtp, imap]) s.close();
+    }
+  });
+
+  it("network checks run SMOKE_CONCURRENCY at a time, never more, never one by one", async () => {
+    let inFlight = 0;
+    let most = 0;
+    const slow = http.createServer((_req, res) => {
+      most = Math.max(most, ++inFlight);
+      setTimeout(() => {
+        inFlight--;
+        res.end("ok");
+      }, 300);
+    });
+    const port = await new Promise<number>((r) => slow.listen(0, "127.0.0.1", () => r((slow.address() as net.AddressInfo).port)));
+    const n = 12;
+    const concurrency = 4;
+    const args = Array.from({ length: n }, (_, i) => [`svc-${i}-ready`, "http", `http://127.0.0.1:${port}/ready`]).flat();
+    try {
+      const out = await new Promise<{ code: number | null; out: string }>((resolve) => {
+        const p = spawn("python3", [path.join(dir, "smoke.py"), ...args], { env: { ...process.env, SMOKE_RETRY_SECONDS: "0", SMOKE_CONCURRENCY: String(concurrency), PYTHONDONTWRITEBYTECODE: "1" } });
+        let text = "";
+        p.stdout.on("data", (d) => (text += d));
+        p.on("close", (code) => resolve({ code, out: text }));
+      });
+      expect(out.code).to.equal(0);
+      expect(out.out.trim().split("\n").sort()).to.deep.equal(Array.from({ length: n }, (_, i) => `ok svc-${i}-ready`).sort());
+      // Requests overlapped (a sequential run never has two in flight), and never more than the bound.
+      expect(most).to.equal(concurrency);
+    } finally {
+      slow.close();
     }
   });
 });

@@ -7,7 +7,8 @@ import * as os from "os";
 import * as path from "path";
 import { expect } from "chai";
 import { KUBECTL_MISSING, rolloutScript, rolloutTargets, rolloutTrigger } from "../components/rollout";
-import { SMOKE, smokeChecks, smokeJobName } from "../components/smoke";
+import { ENDPOINTS_CONTAINER, SMOKE, smokeChecks, smokeJobName } from "../components/smoke";
+import { inventory } from "../config/inventory";
 import { podSecurityViolations } from "./checks";
 import type { Evaluation, K8sObject, Recorded } from "./harness";
 import { STACKS, configOf, evaluate, evaluateStack, findObject, generatedValues, objectsOfKind, ok, recordOf } from "./harness";
@@ -47,31 +48,48 @@ describe("verify: smoke test Job", () => {
         ev = ok(await evaluateStack(stack));
       });
 
-      it("runs one init container per check of an enabled tier, each printing one line, and fails on the first", () => {
+      it("runs one container per store check and one Python container for every other check, side by side, each check printing its own line", () => {
         const cfg = configOf(stack);
         const job = jobOf(ev);
         const checks = smokeChecks(cfg);
         expect(checks.map((c) => c.name)).to.deep.equal(["api-ready", "postgres", "redis", "mongo", "smtp", "imap", "otlp"]);
         const spec = job.spec.template.spec;
-        expect(spec.initContainers.map((c: K8sObject) => c.name)).to.deep.equal(checks.map((c) => `check-${c.name}`));
+        // No init containers: nothing waits for another check, and every failure is reported.
+        expect(spec.initContainers).to.equal(undefined);
+        const stores = checks.filter((c) => c.container);
+        expect(stores.map((c) => c.name)).to.deep.equal(["postgres", "redis", "mongo"]);
+        expect(spec.containers.map((c: K8sObject) => c.name)).to.deep.equal([...stores.map((c) => `check-${c.name}`), ENDPOINTS_CONTAINER]);
         expect(job.spec.backoffLimit).to.equal(0);
         expect(spec.restartPolicy).to.equal("Never");
         expect(job.spec.activeDeadlineSeconds).to.equal(cfg.verify.smoke.timeoutSeconds);
         expect(job.metadata.name).to.equal(smokeJobName(cfg)).and.match(/^smoke-[0-9a-f]{8}$/);
         expect(job.metadata.namespace).to.equal(cfg.platform.namespace);
-        // The stores are checked with their own images (client = server version).
-        const image = (n: string) => spec.initContainers.find((c: K8sObject) => c.name === `check-${n}`).image;
-        expect([image("postgres"), image("redis"), image("mongo"), image("smtp")]).to.deep.equal([cfg.postgres.image, cfg.redis.image, cfg.mongo.image, cfg.verify.smoke.image]);
+        // The stores are checked with their own images (client = server version), the rest with the smoke image.
+        const byName = (n: string) => spec.containers.find((c: K8sObject) => c.name === n);
+        expect([byName("check-postgres").image, byName("check-redis").image, byName("check-mongo").image, byName(ENDPOINTS_CONTAINER).image]).to.deep.equal([
+          cfg.postgres.image,
+          cfg.redis.image,
+          cfg.mongo.image,
+          cfg.verify.smoke.image,
+        ]);
+        // The Python container gets every endpoint check as <check> <kind> <target>, in order.
+        const endpoints = byName(ENDPOINTS_CONTAINER);
+        const triplets = checks.filter((c) => c.endpoint).flatMap((c) => [c.name, c.endpoint!.kind, c.endpoint!.address]);
+        expect(endpoints.command).to.deep.equal(["python3", "/opt/smoke/smoke.py", ...triplets]);
+        expect(endpoints.env).to.deep.include({ name: "SMOKE_CONCURRENCY", value: String(cfg.verify.smoke.concurrency) });
         // The API is asked where its readiness probe asks (health port, /ready), through its Service.
         const api = cfg.services.api;
         if (api.kind !== "http") throw new Error("api is an http service");
-        expect(spec.initContainers[0].command.slice(-1)[0]).to.equal(`http://api.${cfg.platform.namespace}.svc.cluster.local:${api.ports.health}${api.probes.readiness.path}`);
+        const i = endpoints.command.indexOf("api-ready");
+        expect(endpoints.command.slice(i, i + 3)).to.deep.equal(["api-ready", "http", `http://api.${cfg.platform.namespace}.svc.cluster.local:${api.ports.health}${api.probes.readiness.path}`]);
         const svc = findObject(ev, "Service", "api", cfg.platform.namespace);
         expect(svc.spec.ports.map((p: K8sObject) => p.port)).to.include(api.ports.health);
-        // Each script prints `ok <check>` or `FAIL <check>: <reason>` exactly once.
+        // The quota budgets every container of the pod (they run at once).
+        expect(inventory(cfg).find((g) => g.name === SMOKE)!.containers).to.have.length(spec.containers.length);
+        // Each script prints `ok <check>` or `FAIL <check>: <reason>` exactly once per check.
         const scripts = findObject(ev, "ConfigMap", "smoke-scripts").data;
         expect(scripts["retry.sh"]).to.contain('echo "ok $CHECK"').and.contain('echo "FAIL $CHECK: ');
-        expect(scripts["smoke.py"]).to.contain('print("ok %s" % check').and.contain('print("FAIL %s: %s" % (check, reason)');
+        expect(scripts["smoke.py"]).to.contain('report("ok %s" % check)').and.contain('report("FAIL %s: %s" % (check, reason))');
         expect(scripts["postgres.sh"]).to.contain("pg_isready").and.contain("SELECT current_user");
         expect(scripts["mongo.sh"]).to.contain("db.auth(process.env.MONGO_USER, process.env.MONGO_PASSWORD)");
       });
@@ -83,7 +101,7 @@ describe("verify: smoke test Job", () => {
         expect(spec.serviceAccountName).to.equal(SMOKE);
         expect(spec.automountServiceAccountToken).to.equal(false);
         expect(spec.securityContext).to.include({ runAsNonRoot: true });
-        for (const c of [...spec.initContainers, ...spec.containers]) {
+        for (const c of spec.containers) {
           expect(c.securityContext, c.name).to.include({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, runAsNonRoot: true });
           expect(c.volumeMounts.find((m: K8sObject) => m.mountPath === "/tmp"), c.name).to.exist;
           expect(c.volumeMounts.find((m: K8sObject) => m.name === "scripts").readOnly, c.name).to.equal(true);
@@ -140,8 +158,10 @@ describe("verify: smoke test Job", () => {
 
   it("drops a tier's check (and its edge) when the tier is off", async () => {
     const ev = ok(await evaluate({ stack: "dev", set: { "mail.enabled": false, "mongo.enabled": false } }));
-    const names = jobOf(ev).spec.template.spec.initContainers.map((c: K8sObject) => c.name);
-    expect(names).to.deep.equal(["check-api-ready", "check-postgres", "check-redis", "check-otlp"]);
+    const spec = jobOf(ev).spec.template.spec;
+    expect(spec.containers.map((c: K8sObject) => c.name)).to.deep.equal(["check-postgres", "check-redis", ENDPOINTS_CONTAINER]);
+    const endpoints = spec.containers.find((c: K8sObject) => c.name === ENDPOINTS_CONTAINER).command.slice(2);
+    expect(endpoints.filter((_: string, i: number) => i % 3 === 0)).to.deep.equal(["api-ready", "otlp"]);
     const targets = (ev.outputs.dependencyGraph as GraphData).edges.filter((e) => e.from === SMOKE).map((e) => e.to);
     expect(targets).to.deep.equal(["api", "postgres", "redis", "jaeger"]);
     // Pure: Jaeger off removes the OTLP check.

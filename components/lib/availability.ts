@@ -3,8 +3,8 @@ import type * as k8s from "@pulumi/kubernetes";
 import type { Hpa } from "../../config/common";
 
 /**
- * Scale up fast (100% or +2 pods per 60 s, whichever is more); scale down slowly (at most 50% or
- * 1 pod per 60 s, whichever is less, after a 300 s stabilization window) so load spikes do not flap.
+ * The HPA of a workload, with the behaviour its config gives (defaultHpaBehavior in
+ * config/common.ts: seeds 000/004's fast scale-up and slow scale-down unless a service says otherwise).
  */
 export function hpaSpec(
   target: { kind: "Deployment" | "StatefulSet"; name: string },
@@ -22,22 +22,8 @@ export function hpaSpec(
     maxReplicas: h.maxReplicas,
     metrics,
     behavior: {
-      scaleUp: {
-        stabilizationWindowSeconds: 0,
-        selectPolicy: "Max",
-        policies: [
-          { type: "Percent", value: 100, periodSeconds: 60 },
-          { type: "Pods", value: 2, periodSeconds: 60 },
-        ],
-      },
-      scaleDown: {
-        stabilizationWindowSeconds: 300,
-        selectPolicy: "Min",
-        policies: [
-          { type: "Percent", value: 50, periodSeconds: 60 },
-          { type: "Pods", value: 1, periodSeconds: 60 },
-        ],
-      },
+      scaleUp: { ...h.behavior.scaleUp, policies: h.behavior.scaleUp.policies.map((p) => ({ ...p })) },
+      scaleDown: { ...h.behavior.scaleDown, policies: h.behavior.scaleDown.policies.map((p) => ({ ...p })) },
     },
   };
 }

@@ -1,6 +1,7 @@
 // The one declaration of who talks to whom. Tiers register their pod groups and declare
 // edges (`graph.connect("api", "postgres", [5432])`); components/network.ts turns the graph into
 // NetworkPolicies (ingress on the destination, egress on the source) after every tier has spoken.
+import { PRIVATE_RANGES } from "../../config/egress";
 
 export interface Workload {
   name: string;
@@ -32,11 +33,17 @@ export interface Edge {
 }
 
 /** Private ranges: "internet" egress never reaches cluster or VPC addresses. */
-export const PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10"];
+export { PRIVATE_RANGES } from "../../config/egress";
 
 export class DependencyGraph {
   private readonly workloadMap = new Map<string, Workload>();
   private readonly edgeList: Edge[] = [];
+  /** What the "internet" peer leaves out: private ranges plus the cluster's own (config/egress.ts internetExcept). */
+  readonly internetExcept: string[];
+
+  constructor(opts: { internetExcept?: string[] } = {}) {
+    this.internetExcept = opts.internetExcept ?? [...PRIVATE_RANGES];
+  }
 
   addWorkload(w: Workload): void {
     if (this.workloadMap.has(w.name)) throw new Error(`workload "${w.name}" is registered twice`);

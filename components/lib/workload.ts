@@ -5,6 +5,7 @@ import * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
 import { surgePods } from "../../config/inventory";
 import type { Hpa } from "../../config/common";
+import { maxReplicas } from "../../config/common";
 import type { PlatformConfig } from "../../config/schema";
 import { hpaSpec, pdbSpec } from "./availability";
 import { labels, selectorLabels } from "./labels";
@@ -27,8 +28,10 @@ export interface WorkloadSpec {
   annotations?: Record<string, pulumi.Input<string>>;
   /** Pod user/group; default 10001 (no image user assumed). */
   uid?: number;
-  /** Rolling (HPA + PDB) or a singleton (Recreate, 1 replica, neither). */
+  /** Rolling (an HPA unless hpa.enabled is false, a PDB) or a singleton (Recreate, 1 replica, neither). */
   scaling: { kind: "rolling"; replicas: number; hpa: Hpa } | { kind: "singleton" };
+  /** Resources that must be ready before this Deployment changes (a schema migration Job). */
+  dependsOn?: pulumi.Input<pulumi.Resource>[];
 }
 
 export interface Workload {
@@ -40,7 +43,7 @@ export interface Workload {
 
 /** Most pods a workload can run (HPA maximum or the fixed count); sizes surge and the PDB. */
 export function maxPods(spec: WorkloadSpec["scaling"]): number {
-  return spec.kind === "singleton" ? 1 : Math.max(spec.replicas, spec.hpa.maxReplicas);
+  return spec.kind === "singleton" ? 1 : maxReplicas(spec.replicas, spec.hpa);
 }
 
 export function deploymentStrategy(spec: WorkloadSpec["scaling"]): k8s.types.input.apps.v1.DeploymentStrategy {
@@ -53,7 +56,8 @@ export function createWorkload(cfg: PlatformConfig, w: WorkloadSpec, parent: pul
   const id = { name: w.name, component: w.component, image: w.image };
   const selector = selectorLabels(cfg, id);
   const meta = { name: w.name, namespace: w.namespace, labels: labels(cfg, id) };
-  const rolling = w.scaling.kind === "rolling";
+  // With an HPA, the HPA owns the replica count after creation; without one, the config does.
+  const autoscaled = w.scaling.kind === "rolling" && w.scaling.hpa.enabled;
   const deployment = new k8s.apps.v1.Deployment(
     w.name,
     {
@@ -77,16 +81,14 @@ export function createWorkload(cfg: PlatformConfig, w: WorkloadSpec, parent: pul
         },
       },
     },
-    // The HPA owns the replica count after creation; re-applying the config value would undo it.
-    { parent, ...(rolling ? { ignoreChanges: ["spec.replicas"] } : {}) },
+    // Re-applying the config value would undo the HPA's scaling.
+    { parent, ...(autoscaled ? { ignoreChanges: ["spec.replicas"] } : {}), ...(w.dependsOn ? { dependsOn: w.dependsOn } : {}) },
   );
   if (w.scaling.kind === "singleton") return { deployment, selector };
 
-  const hpa = new k8s.autoscaling.v2.HorizontalPodAutoscaler(
-    w.name,
-    { metadata: meta, spec: hpaSpec({ kind: "Deployment", name: w.name }, w.scaling.hpa) },
-    { parent, dependsOn: [deployment] },
-  );
+  const hpa = autoscaled
+    ? new k8s.autoscaling.v2.HorizontalPodAutoscaler(w.name, { metadata: meta, spec: hpaSpec({ kind: "Deployment", name: w.name }, w.scaling.hpa) }, { parent, dependsOn: [deployment] })
+    : undefined;
   const pdb = pdbSpec(selector, maxPods(w.scaling));
   return {
     deployment,

@@ -1,7 +1,7 @@
 // The platform's Grafana dashboard (pure JSON model). The Grafana sidecar of kube-prometheus-stack
 // picks up ConfigMaps labelled grafana_dashboard=1.
 import type { PlatformConfig } from "../../config/schema";
-import { publicIngressName } from "../edge";
+import { publicIngressPattern } from "../edge";
 import { celeryQueues } from "../../config/workers";
 
 interface Panel {
@@ -12,7 +12,7 @@ interface Panel {
 
 export function dashboardPanels(cfg: PlatformConfig): Panel[] {
   const ns = `namespace="${cfg.platform.namespace}"`;
-  const ing = `ingress="${publicIngressName(cfg)}"`;
+  const ing = `ingress=~"${publicIngressPattern(cfg)}"`;
   const panels: Panel[] = [];
   if (cfg.edge.enabled) {
     panels.push(

@@ -1,11 +1,12 @@
 // The alerts of seeds 002, 003 and 004, as a pure function of config. Every expression uses
-// metrics the deployed exporters really expose: ingress-nginx, kube-state-metrics,
-// postgres_exporter (and Patroni's and pgBackRest's own), redis_exporter, mongodb_exporter,
-// postfix_exporter, Dovecot's stats endpoint and cert-manager (see docs/observability.md).
+// metrics the deployed exporters really expose: ingress-nginx, kube-state-metrics, the kubelet's
+// cAdvisor, postgres_exporter (and Patroni's and pgBackRest's own), redis_exporter,
+// mongodb_exporter, postfix_exporter, Dovecot's stats endpoint, the blackbox exporter's mail probes
+// and cert-manager (see docs/observability.md).
 import { cronMaxGapSeconds } from "../../config/cron";
 import { celeryQueues } from "../../config/workers";
 import type { PlatformConfig } from "../../config/schema";
-import { publicIngressName, tlsSecretName } from "../edge";
+import { publicIngressPattern, tlsSecretName } from "../edge";
 import { MAIL_PROBES } from "./blackbox";
 import type { MailProtocol } from "./blackbox";
 
@@ -34,7 +35,7 @@ export function alertGroups(cfg: PlatformConfig): RuleGroup[] {
   const groups: RuleGroup[] = [];
 
   if (cfg.edge.enabled) {
-    const ing = `ingress="${publicIngressName(cfg)}"`;
+    const ing = `ingress=~"${publicIngressPattern(cfg)}"`;
     const rules = [
       alert(
         "HighErrorRate",
@@ -71,7 +72,7 @@ export function alertGroups(cfg: PlatformConfig): RuleGroup[] {
     groups.push({ name: "edge", rules });
   }
 
-  groups.push({
+  const workloads: RuleGroup = {
     name: "workloads",
     rules: [
       alert(
@@ -93,6 +94,15 @@ export function alertGroups(cfg: PlatformConfig): RuleGroup[] {
         "Raise <tier>.hpa.maxReplicas in the stack config (the quota follows), or find why each pod is saturated.",
       ),
       alert(
+        "HPAMaxedOutSustained",
+        `kube_horizontalpodautoscaler_status_current_replicas{${ns}} >= kube_horizontalpodautoscaler_spec_max_replicas{${ns}}`,
+        `${t.hpaMaxedOutHours}h`,
+        "critical",
+        `An autoscaler has been at its maximum for ${t.hpaMaxedOutHours} hours`,
+        "HPA {{ $labels.horizontalpodautoscaler }} has run at maxReplicas for hours: this is the normal load now, and requests beyond it queue or fail.",
+        "Capacity, not a spike: raise hpa.maxReplicas (platform.quota.max may need to follow) or make each pod cheaper; check HighLatencyP95 and the pods' CPU throttling first.",
+      ),
+      alert(
         "HPAMetricsUnavailable",
         `kube_horizontalpodautoscaler_status_condition{${ns},condition="ScalingActive",status="false"} == 1`,
         "5m",
@@ -111,6 +121,24 @@ export function alertGroups(cfg: PlatformConfig): RuleGroup[] {
         "kubectl rollout status / describe the new ReplicaSet's pods: image pull errors, failing readiness, quota exhausted. Roll back with pulumi up on the previous config.",
       ),
       alert(
+        "ContainerCPUThrottled",
+        `sum by (namespace, pod, container) (increase(container_cpu_cfs_throttled_periods_total{${ns},container!=""}[5m])) / sum by (namespace, pod, container) (increase(container_cpu_cfs_periods_total{${ns},container!=""}[5m])) > ${t.cpuThrottlingRatio}`,
+        "15m",
+        "warning",
+        `A container is CPU-throttled in more than ${t.cpuThrottlingRatio * 100}% of its periods`,
+        "{{ $labels.namespace }}/{{ $labels.pod }} ({{ $labels.container }}) hits its CPU limit in {{ $value | humanizePercentage }} of scheduling periods: requests slow down although the node may be idle.",
+        "Compare its usage with resources.limits.cpu (kubectl top pod --containers): raise the limit, or let the HPA add pods earlier (a lower hpa.cpuUtilization).",
+      ),
+      alert(
+        "ContainerMemoryNearLimit",
+        `max by (namespace, pod, container) (container_memory_working_set_bytes{${ns},container!=""}) / max by (namespace, pod, container) (kube_pod_container_resource_limits{${ns},resource="memory"}) > ${t.memoryLimitRatio}`,
+        "5m",
+        "warning",
+        `A container uses more than ${t.memoryLimitRatio * 100}% of its memory limit`,
+        "{{ $labels.namespace }}/{{ $labels.pod }} ({{ $labels.container }}) is at {{ $value | humanizePercentage }} of its memory limit; the OOM killer acts at 100%.",
+        "Look for growth over days (a leak: workers' maxTasksPerChild recycles them) versus a steady level (raise resources.limits.memory); PodRestarting with OOMKilled confirms it.",
+      ),
+      alert(
         "ScrapeTargetDown",
         `up{${ns}} == 0`,
         "5m",
@@ -120,7 +148,35 @@ export function alertGroups(cfg: PlatformConfig): RuleGroup[] {
         "The pod may be down or the NetworkPolicy may not admit the monitoring namespace on its metrics port.",
       ),
     ],
-  });
+  };
+  groups.push(workloads);
+
+  // Seeds 003 and 004: a StatefulSet (a store, Postfix, Dovecot) short of ready replicas, and an
+  // app Service nothing answers behind (the mail Services have their own alerts, MailSMTPDown ...).
+  if ((["postgres", "redis", "mongo", "mail"] as const).some((tier) => cfg[tier].enabled)) {
+    workloads.rules.push(
+      alert(
+        "StatefulSetReplicasNotReady",
+        `kube_statefulset_status_replicas_ready{${ns}} < kube_statefulset_replicas{${ns}}`,
+        "10m",
+        "critical",
+        "A StatefulSet has had fewer ready replicas than desired for 10 minutes",
+        "StatefulSet {{ $labels.namespace }}/{{ $labels.statefulset }}: {{ $value }} ready; a store or mail replica is down.",
+        "kubectl describe pod <statefulset>-N: Pending (volume not bound, quota), CrashLoopBackOff (logs --previous: disk full, bad config) or failing readiness; the store's own alert (MongoDBDown, MailSMTPDown) tells which side.",
+      ),
+    );
+  }
+  workloads.rules.push(
+    alert(
+      "ServiceNoEndpoints",
+      `kube_endpoint_info{${app}} unless on (namespace, endpoint) kube_endpoint_address{${app},ready="true"}`,
+      "5m",
+      "critical",
+      "A Service has had no ready endpoint for 5 minutes",
+      "Service {{ $labels.namespace }}/{{ $labels.endpoint }} routes to no ready pod: every request to it fails.",
+      "kubectl get pods -l app.kubernetes.io/name=<service>: none running (quota, image pull) or none ready (readiness probe, a dependency down); then the selector against the pod labels.",
+    ),
+  );
 
   // Store alerts read their exporter's metrics, so they exist only where that exporter runs.
   const stores: Alert[] = [];
@@ -196,6 +252,19 @@ export function alertGroups(cfg: PlatformConfig): RuleGroup[] {
         "Redis replication is broken",
         "A replica cannot reach the master, or the master has fewer than " + (cfg.redis.replicas - 1) + " replicas connected.",
         "kubectl logs the replica's redis container (auth, resync loops, output buffer limits); a failover needs an in-sync replica.",
+      ),
+    );
+  }
+  if (cfg.mongo.enabled && cfg.mongo.exporter.enabled) {
+    stores.push(
+      alert(
+        "MongoDBDown",
+        `mongodb_up{${app}} == 0`,
+        "5m",
+        "critical",
+        "MongoDB does not answer its exporter",
+        "The mongodb_exporter next to {{ $labels.pod }} cannot reach or authenticate to MongoDB.",
+        "kubectl logs {{ $labels.pod }} -c mongo (startup, disk full, WiredTiger errors), then -c exporter (credentials after a rotation: docs/data.md).",
       ),
     );
   }

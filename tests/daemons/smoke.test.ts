@@ -1,7 +1,10 @@
-// The smoke test Job of the dev stack, run as the kubelet runs it: one init container per check
-// (the rendered scripts ConfigMap, env and images), then the summary. Every check passes against
-// a real server and fails, with its one line `FAIL <check>: <reason>`, against a wrong password, a
-// closed port and a server speaking another protocol; a failing check stops the pod there.
+// The smoke test Job of the dev stack, run as the kubelet runs it: one container per store check
+// and one Python container for the other checks, side by side (the rendered scripts ConfigMap, env
+// and images). Every check passes against a real server and fails, with its one line
+// `FAIL <check>: <reason>`, against a wrong password, a closed port and a server speaking another
+// protocol, while the other checks still report their own lines. A variant with 40 more services
+// renders the same containers and runs the 41 readiness checks concurrently, never more than
+// verify.smoke.concurrency at once.
 //
 // The servers: Postgres and Redis are the rendered StatefulSets, the API is the rendered demo
 // Deployment (the dev stack's own HTTP server). SMTP and IMAP are Debian's Postfix and Dovecot
@@ -15,7 +18,7 @@ import { expect } from "chai";
 import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { smokeChecks } from "../../components/smoke";
+import { ENDPOINTS_CONTAINER, smokeChecks } from "../../components/smoke";
 import { PORTS, serviceHost } from "../../components/lib/ports";
 import type { PlatformConfig } from "../../config/schema";
 import { configOf } from "../harness";
@@ -27,6 +30,7 @@ import type { Container, ContainerSpec, Pod, Sandbox } from "./lib/sandbox";
 
 const PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const OTLP_STAND_IN = path.join(__dirname, "clients", "otlp_stand_in.py");
+const SLOW_READY = path.join(__dirname, "clients", "slow_ready.py");
 const dev = configOf("dev", { mongo: { enabled: false } });
 
 /**
@@ -135,28 +139,36 @@ describe(`smoke: ${[...[dev.postgres.image, dev.redis.image, dev.verify.smoke.im
     }
   });
 
-  it(`the rendered Job runs one init container per enabled check (${checks.map((c) => c.name).join(", ")}), then the summary`, () => {
+  const stores = checks.filter((c) => c.container);
+  const endpoints = checks.filter((c) => c.endpoint);
+  const linesOf = (run: JobRun, container: string) => [...run.containers[container].log].sort();
+
+  it(`the rendered Job runs one container per store check (${stores.map((c) => c.name).join(", ")}) and one for the rest (${endpoints.map((c) => c.name).join(", ")})`, () => {
     const spec = podTemplate(job).spec;
-    expect(spec.initContainers.map((c: K8sObject) => c.name)).to.deep.equal(checks.map((c) => `check-${c.name}`));
-    expect(spec.containers.map((c: K8sObject) => c.name)).to.deep.equal(["summary"]);
+    expect(spec.initContainers ?? []).to.deep.equal([]);
+    expect(spec.containers.map((c: K8sObject) => c.name)).to.deep.equal([...stores.map((c) => `check-${c.name}`), ENDPOINTS_CONTAINER]);
     expect(spec.restartPolicy).to.equal("Never");
   });
 
-  it("every check passes against the running servers, each with its one line, and the summary counts them", async () => {
+  it("every check passes against the running servers, each with its one line", async () => {
     const run = await runJob(ctx.sb, ev, job, "smoke", { pod: smokePod });
-    for (const c of checks) {
+    for (const c of stores) {
       expect(run.codes[`check-${c.name}`], run.output).to.equal(0);
-      expect(run.init[`check-${c.name}`].log).to.deep.equal([`ok ${c.name}`]);
+      expect(run.containers[`check-${c.name}`].log).to.deep.equal([`ok ${c.name}`]);
     }
-    expect(run.codes.summary, run.output).to.equal(0);
-    expect(run.containers.summary.log).to.deep.equal([`ok smoke: ${checks.length} checks passed (${checks.map((c) => c.name).join(", ")})`]);
+    expect(run.codes[ENDPOINTS_CONTAINER], run.output).to.equal(0);
+    expect(linesOf(run, ENDPOINTS_CONTAINER)).to.deep.equal(endpoints.map((c) => `ok ${c.name}`).sort());
   });
 
-  describe("each check fails with one line, and stops the pod, against", () => {
+  describe("each check fails with its one line, and fails the pod, against", () => {
     const env = (vars: Record<string, string>) => (c: ContainerSpec) => ({ ...c, env: { ...c.env, ...vars } });
-    /** The check's target (its last argument: a URL or host:port) pointed elsewhere. */
-    const target = (to: string) => (c: ContainerSpec) => ({ ...c, argv: [...c.argv.slice(0, -1), to] });
-    const rendered = (check: string) => new URL(checks.find((c) => c.name === check)!.command.at(-1)!);
+    /** An endpoint check's target (the third of its <check> <kind> <target>) pointed elsewhere; the others stay. */
+    const target = (check: string, to: string) => (c: ContainerSpec) => {
+      const i = c.argv.indexOf(check);
+      if (i < 0 || c.argv[i + 2] === undefined) throw new Error(`${check} is not in ${c.argv.join(" ")}`);
+      return { ...c, argv: [...c.argv.slice(0, i + 2), to, ...c.argv.slice(i + 3)] };
+    };
+    const rendered = (check: string) => new URL(checks.find((c) => c.name === check)!.endpoint!.address);
     const url = (check: string, hostPort: string) => `${rendered(check).protocol}//${hostPort}${rendered(check).pathname}`;
     /** The check's own host on the next port up, where nothing listens. */
     const nextPort = (check: string) => url(check, `${rendered(check).hostname}:${Number(rendered(check).port) + 1}`);
@@ -173,27 +185,31 @@ describe(`smoke: ${[...[dev.postgres.image, dev.redis.image, dev.verify.smoke.im
       { check: "redis", fault: "wrong password", change: env({ REDISCLI_AUTH: "not-the-password" }), reason: /WRONGPASS|invalid username-password/ },
       { check: "redis", fault: "closed port", change: env({ REDIS_PORT: String(PORTS.redis.redis + 1) }), reason: refused },
       { check: "redis", fault: "wrong protocol", change: env({ REDIS_HOST: postfix, REDIS_PORT: String(PORTS.postfix.submission) }), reason: /Protocol error/ },
-      { check: "api-ready", fault: "closed port", change: target(nextPort("api-ready")), reason: refused },
-      { check: "api-ready", fault: "wrong protocol", change: target(url("api-ready", `${pg}:${PORTS.postgres.sql}`)), reason: /RemoteDisconnected|BadStatusLine/ },
-      { check: "smtp", fault: "closed port", change: target(`${postfix}:${PORTS.postfix.submission + 1}`), reason: refused },
-      { check: "smtp", fault: "wrong protocol", change: target(`${dovecot}:${PORTS.dovecot.imap}`), reason: /^SMTPConnectError: .*\* OK|^SMTPConnectError: .*IMAP4/ },
-      { check: "imap", fault: "closed port", change: target(`${dovecot}:${PORTS.dovecot.imap + 1}`), reason: refused },
-      { check: "imap", fault: "wrong protocol", change: target(`${postfix}:${PORTS.postfix.submission}`), reason: /unexpected response: b'220 / },
-      { check: "otlp", fault: "closed port", change: target(nextPort("otlp")), reason: refused },
-      { check: "otlp", fault: "wrong protocol", change: target(url("otlp", `${redis}:${PORTS.redis.redis}`)), reason: /RemoteDisconnected|BadStatusLine/ },
+      { check: "api-ready", fault: "closed port", change: target("api-ready", nextPort("api-ready")), reason: refused },
+      { check: "api-ready", fault: "wrong protocol", change: target("api-ready", url("api-ready", `${pg}:${PORTS.postgres.sql}`)), reason: /RemoteDisconnected|BadStatusLine/ },
+      { check: "smtp", fault: "closed port", change: target("smtp", `${postfix}:${PORTS.postfix.submission + 1}`), reason: refused },
+      { check: "smtp", fault: "wrong protocol", change: target("smtp", `${dovecot}:${PORTS.dovecot.imap}`), reason: /^SMTPConnectError: .*\* OK|^SMTPConnectError: .*IMAP4/ },
+      { check: "imap", fault: "closed port", change: target("imap", `${dovecot}:${PORTS.dovecot.imap + 1}`), reason: refused },
+      { check: "imap", fault: "wrong protocol", change: target("imap", `${postfix}:${PORTS.postfix.submission}`), reason: /unexpected response: b'220 / },
+      { check: "otlp", fault: "closed port", change: target("otlp", nextPort("otlp")), reason: refused },
+      { check: "otlp", fault: "wrong protocol", change: target("otlp", url("otlp", `${redis}:${PORTS.redis.redis}`)), reason: /RemoteDisconnected|BadStatusLine/ },
     ];
 
     // Every faulty run side by side: each retries once, so together they take one retry's time.
+    // A store fault runs that store's container; an endpoint fault runs the Python container with
+    // one target changed, so the other endpoint checks show that they still report.
     const runs = new Map<Fault, JobRun>();
+    const containerOf = (check: string) => (stores.some((c) => c.name === check) ? `check-${check}` : ENDPOINTS_CONTAINER);
     before(async () => {
       await Promise.all(
         faults.map(async (f, i) => {
+          const name = containerOf(f.check);
           const run = await runJob(ctx.sb, ev, job, `smoke-fault-${i}`, {
             pod: smokePod,
-            skip: checks.filter((c) => c.name !== f.check).map((c) => `check-${c.name}`),
+            skip: podTemplate(job).spec.containers.map((c: K8sObject) => c.name).filter((n: string) => n !== name),
             // One retry (3 s) instead of the rendered two minutes: enough to show that retries
             // print nothing and the check still ends with its one line.
-            adjust: (c, name) => (name === `check-${f.check}` ? f.change(env({ SMOKE_RETRY_SECONDS: "1" })(c)) : c),
+            adjust: (c, n) => (n === name ? f.change(env({ SMOKE_RETRY_SECONDS: "1" })(c)) : c),
           });
           runs.set(f, run);
         }),
@@ -205,18 +221,62 @@ describe(`smoke: ${[...[dev.postgres.image, dev.redis.image, dev.verify.smoke.im
       it(`${fault}: ${cases.map((f) => f.check).join(", ")}`, () => {
         for (const f of cases) {
           const run = runs.get(f)!;
-          const name = `check-${f.check}`;
+          const name = containerOf(f.check);
           expect(run.codes[name], `${f.check}: ${run.output}`).to.equal(1);
-          // Nothing after the failed check starts: the Job fails here.
           expect(Object.keys(run.codes), f.check).to.deep.equal([name]);
-          const lines = run.init[name].log;
-          expect(lines, f.check).to.have.length(1);
-          const m = new RegExp(`^FAIL ${f.check}: (.+)$`).exec(lines[0]);
-          expect(m, lines[0]).to.not.equal(null);
-          expect(m![1].length, lines[0]).to.be.at.most(200);
+          const lines = run.containers[name].log;
+          const failed = lines.filter((l) => l.startsWith("FAIL "));
+          expect(failed, f.check).to.have.length(1);
+          const m = new RegExp(`^FAIL ${f.check}: (.+)$`).exec(failed[0]);
+          expect(m, failed[0]).to.not.equal(null);
+          expect(m![1].length, failed[0]).to.be.at.most(200);
           expect(m![1], `${f.check} (${f.fault})`).to.match(f.reason);
+          // Every other check of the container still ran and reported its own line.
+          const others = name === ENDPOINTS_CONTAINER ? endpoints.filter((c) => c.name !== f.check).map((c) => `ok ${c.name}`) : [];
+          expect(lines.filter((l) => !l.startsWith("FAIL ")).sort(), f.check).to.deep.equal(others.sort());
         }
       });
     }
+  });
+
+  describe("40 more services: the same containers, the readiness checks concurrent and bounded", () => {
+    const extra = Array.from({ length: 40 }, (_, i) => `svc-${String(i).padStart(2, "0")}`);
+    const delaySeconds = 1;
+    let wide: Evaluation;
+    let run: JobRun;
+    let elapsedMs: number;
+    let standIn: Container;
+    before(async () => {
+      const set: Record<string, unknown> = { "mongo.enabled": false };
+      for (const name of extra) set[`services.${name}`] = { image: dev.verify.smoke.image };
+      wide = await renderReal({ stack: "dev", set });
+      // One stand-in answers every new Service's readiness path, slowly, counting requests in flight.
+      const health = configOf("dev", { mongo: { enabled: false }, services: { [extra[0]]: { image: dev.verify.smoke.image } } }).services[extra[0]];
+      if (health.kind !== "http" || health.ports.health == null) throw new Error("the http template has a health port");
+      const pod = ctx.sb.pod("ready-stand-in", { namespace: ns, services: extra });
+      standIn = pod.start({ name: "ready", argv: ["python3", "/stand-in/slow_ready.py", String(health.ports.health), String(delaySeconds)], env: { PATH }, uid: 10001, mounts: [{ src: SLOW_READY, dst: "/stand-in/slow_ready.py", readOnly: true }] });
+      await ctx.sb.applyDns();
+      await pod.waitTcp(health.ports.health, 15_000);
+      const wideJob = objectsOf(wide, "Job").find((j) => j.metadata.name.startsWith("smoke-"));
+      const started = Date.now();
+      run = await runJob(ctx.sb, wide, wideJob, "smoke-wide", { pod: smokePod, skip: stores.map((c) => `check-${c.name}`) });
+      elapsedMs = Date.now() - started;
+    });
+
+    it("renders no more containers than the dev stack's Job, and a pod spec far below the object size limit", () => {
+      const wideJob = objectsOf(wide, "Job").find((j) => j.metadata.name.startsWith("smoke-"));
+      expect(podTemplate(wideJob).spec.containers.map((c: K8sObject) => c.name)).to.deep.equal(podTemplate(job).spec.containers.map((c: K8sObject) => c.name));
+      expect(JSON.stringify(wideJob).length).to.be.below(64 * 1024);
+    });
+
+    it(`reports one ok line per check (${extra.length + endpoints.length}), at most verify.smoke.concurrency (${dev.verify.smoke.concurrency}) at a time`, () => {
+      expect(run.codes[ENDPOINTS_CONTAINER], run.output).to.equal(0);
+      expect(linesOf(run, ENDPOINTS_CONTAINER)).to.deep.equal([...extra.map((n) => `ok ${n}-ready`), ...endpoints.map((c) => `ok ${c.name}`)].sort());
+      const most = Math.max(...standIn.log.map((l) => Number(/^inflight (\d+)$/.exec(l)?.[1] ?? 0)));
+      // Never above the bound; near it, as the other checks hold a slot only briefly.
+      expect(most).to.be.at.most(dev.verify.smoke.concurrency).and.at.least(dev.verify.smoke.concurrency - endpoints.length);
+      // One by one they would take 40 x the stand-in's delay.
+      expect(elapsedMs).to.be.below((extra.length * delaySeconds * 1000) / 2);
+    });
   });
 });
