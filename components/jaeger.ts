@@ -8,6 +8,7 @@ import type { DependencyGraph } from "./lib/graph";
 import { labels, selectorLabels } from "./lib/labels";
 import { checksum, httpProbe, restrictedContainer, restrictedPod, scratchVolume, secretEnv, startupProbe } from "./lib/pod";
 import { PORTS } from "./lib/ports";
+import { scheduled } from "./lib/scheduling";
 
 export const JAEGER = "jaeger";
 export const INDEX_CLEANER = "jaeger-index-cleaner";
@@ -158,7 +159,7 @@ export class Jaeger extends pulumi.ComponentResource {
           selector: { matchLabels: selector },
           template: {
             metadata: { labels: labels(cfg, id), annotations: { "checksum/config": checksum(configText) } },
-            spec: {
+            spec: scheduled(cfg, "observability", {
               serviceAccountName: args.serviceAccountName,
               automountServiceAccountToken: false,
               securityContext: restrictedPod({ uid: JAEGER_UID }),
@@ -184,7 +185,7 @@ export class Jaeger extends pulumi.ComponentResource {
                 },
               ],
               volumes,
-            },
+            }),
           },
         },
       },
@@ -239,7 +240,7 @@ export class Jaeger extends pulumi.ComponentResource {
               activeDeadlineSeconds: 1800,
               template: {
                 metadata: { labels: labels(cfg, id) },
-                spec: {
+                spec: scheduled(cfg, "batch", {
                   restartPolicy: "OnFailure",
                   serviceAccountName,
                   automountServiceAccountToken: false,
@@ -255,7 +256,7 @@ export class Jaeger extends pulumi.ComponentResource {
                       securityContext: restrictedContainer(),
                     },
                   ],
-                },
+                }),
               },
             },
           },

@@ -20,6 +20,7 @@ import { connectDependencies, secretEnvFor } from "./lib/appwiring";
 import type { DependencyGraph } from "./lib/graph";
 import { labels } from "./lib/labels";
 import { restrictedContainer, restrictedPod, scratchVolume } from "./lib/pod";
+import { scheduled } from "./lib/scheduling";
 
 /** The image a migration runs: its own, or the service's (the release carries its migrations). */
 export function migrationImage(svc: HttpServiceConfig, m: MigrationConfig, service: string): string {
@@ -80,7 +81,7 @@ export function createMigration(a: MigrationArgs): k8s.batch.v1.Job {
         activeDeadlineSeconds: m.timeoutSeconds,
         template: {
           metadata: { labels: labels(cfg, id) },
-          spec: {
+          spec: scheduled(cfg, "batch", {
             restartPolicy: "Never",
             serviceAccountName: a.serviceAccount,
             automountServiceAccountToken: false,
@@ -100,7 +101,7 @@ export function createMigration(a: MigrationArgs): k8s.batch.v1.Job {
               },
             ],
             volumes: [scratchVolume()],
-          },
+          }),
         },
       },
     },

@@ -6,6 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { PlatformConfig } from "../config/schema";
 import type { NamespaceRole, PodGroup } from "../config/inventory";
 import { quotaFor } from "../config/quota";
+import { LEVELS, priorityClassName } from "../config/scheduling";
 import { platformLabels } from "./lib/labels";
 
 export interface PlatformArgs {
@@ -28,6 +29,27 @@ export class Platform extends pulumi.ComponentResource {
     const roles: NamespaceRole[] = cfg.mail.enabled ? ["app", "mail"] : ["app"];
     const common = platformLabels(cfg);
 
+    // One PriorityClass per level (config/scheduling.ts). A pod naming a class that does not exist
+    // yet is refused at admission, so the namespaces, and with them every pod, wait for the classes.
+    const prio = cfg.scheduling.priorityClasses;
+    const classes = prio.enabled
+      ? LEVELS.map(
+          (level) =>
+            new k8s.scheduling.v1.PriorityClass(
+              `priority-${level}`,
+              {
+                metadata: { name: priorityClassName(cfg.platform.namespace, level), labels: common },
+                value: prio.values[level],
+                globalDefault: false,
+                // Batch work waits for room instead of evicting running pods to make it.
+                preemptionPolicy: level === "batch" ? "Never" : "PreemptLowerPriority",
+                description: `${cfg.platform.name} (${cfg.environment}): ${level} pods`,
+              },
+              { parent: this },
+            ),
+        )
+      : [];
+
     const out: Partial<Record<NamespaceRole, pulumi.Output<string>>> = {};
     for (const role of roles) {
       const level = POD_SECURITY[role];
@@ -45,7 +67,7 @@ export class Platform extends pulumi.ComponentResource {
             },
           },
         },
-        { parent: this },
+        { parent: this, dependsOn: classes },
       );
       const namespace = ns.metadata.name;
       out[role] = namespace;

@@ -125,6 +125,7 @@ export class HttpService extends pulumi.ComponentResource {
       {
         name,
         component,
+        tier: "services",
         image: imageOf(svc, `services.${name}`),
         namespace,
         serviceAccount: args.platform.serviceAccount(name),

@@ -16,6 +16,7 @@ import { restrictedContainer, restrictedPod, scratchVolume, secretEnv } from "./
 import { PORTS, serviceHost } from "./lib/ports";
 import type { GeneratedSecrets } from "./secrets";
 import { SMOKE_PATH, SMOKE_SCRIPTS } from "./smoke-scripts";
+import { scheduled } from "./lib/scheduling";
 
 type EnvVar = k8s.types.input.core.v1.EnvVar;
 
@@ -228,14 +229,14 @@ export class SmokeTest extends pulumi.ComponentResource {
           activeDeadlineSeconds: s.timeoutSeconds,
           template: {
             metadata: { labels: labels(cfg, id) },
-            spec: {
+            spec: scheduled(cfg, "batch", {
               restartPolicy: "Never",
               serviceAccountName: args.serviceAccountName,
               automountServiceAccountToken: false,
               securityContext: restrictedPod(),
               containers,
               volumes: [{ name: "scripts", configMap: { name: scripts.metadata.name } }, scratchVolume()],
-            },
+            }),
           },
         },
       },

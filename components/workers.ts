@@ -115,6 +115,7 @@ export class Workers extends pulumi.ComponentResource {
         {
           name: workload,
           component: "worker",
+          tier: "workers",
           image: imageOf(w, "workers"),
           namespace,
           serviceAccount: args.platform.serviceAccount("worker"),
@@ -145,6 +146,7 @@ export class Workers extends pulumi.ComponentResource {
         {
           name: "beat",
           component: "beat",
+          tier: "workers",
           image: imageOf(w, "workers"),
           namespace,
           serviceAccount: args.platform.serviceAccount("beat"),
@@ -198,6 +200,8 @@ export class Workers extends pulumi.ComponentResource {
       {
         name: "flower",
         component: "flower",
+        // A view on the workers: first to go under pressure, like the other observability pods.
+        tier: "observability",
         image: f.image,
         namespace,
         serviceAccount: args.platform.serviceAccount("flower"),

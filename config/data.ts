@@ -6,6 +6,7 @@ import { z } from "zod";
 import type { Environment } from "./common";
 import { image, perEnv, res, resources, storage } from "./common";
 import { cron } from "./cron";
+import { egress } from "./egress";
 import type { PostgresConfig } from "./postgres";
 import { bytes } from "./quantity";
 
@@ -58,6 +59,8 @@ function storeSchema<T extends z.core.$ZodLooseShape, R extends z.ZodType<number
     exporter: exporterSchema,
     backup: backupSchema,
     settings: settings,
+    /** Outbound destinations outside the cluster (config/egress.ts); none by default. */
+    egress: egress.default({}),
   });
 }
 

@@ -11,6 +11,7 @@ import { z } from "zod";
 import type { Environment } from "./common";
 import { cidr, hostname, image, perEnv, port, res, resources, storage } from "./common";
 import { cron } from "./cron";
+import { egress } from "./egress";
 
 export type PostgresMode = "single" | "patroni" | "external";
 
@@ -166,6 +167,8 @@ export const postgresSchema = z.strictObject({
   restore: restoreSchema.optional(),
   /** One-shot import of a logical dump into a new cluster (moving a single-pod stack to Patroni). */
   import: importSchema.optional(),
+  /** Outbound destinations of the Postgres pods outside the cluster (config/egress.ts); none by default. */
+  egress: egress.default({}),
   /** A managed database instead of Postgres pods. */
   external: z.preprocess((v) => (v && typeof v === "object" && !Array.isArray(v) ? { ...EXTERNAL_DEFAULTS, ...v } : v), externalSchema).optional(),
 });

@@ -10,11 +10,12 @@ import { egressIssues } from "./egress";
 import { quotaIssues } from "./quota";
 import { servicesDefaults, servicesSchema } from "./app";
 import { workersDefaults, workersSchema } from "./workers";
-import { dataCrossTierIssues, mongoDefaults, mongoSchema, postgresDefaults, postgresSchema, redisDefaults, redisSchema } from "./data";
+import { STORES, dataCrossTierIssues, mongoDefaults, mongoSchema, postgresDefaults, postgresSchema, redisDefaults, redisSchema } from "./data";
 import { postgresIssues, resolvePostgres } from "./postgres";
 import { mailDefaults, mailSchema } from "./mail";
 import { MAIL_PROBE_SLACK_SECONDS, edgeDefaults, edgeSchema, jaegerDefaults, jaegerSchema, mailProbeScrapeTimeoutSeconds, monitoringDefaults, monitoringSchema } from "./observability";
 import { clusterDefaults, clusterSchema, platformDefaults, platformSchema, secretsDefaults, secretsSchema } from "./platform";
+import { schedulingDefaults, schedulingSchema } from "./scheduling";
 import { verifyDefaults, verifySchema } from "./verify";
 
 /** Secret config keys (`pulumi config set --secret <key>`) a user may bring; never generated. */
@@ -42,6 +43,7 @@ const rootObject = z.strictObject({
   monitoring: monitoringSchema,
   verify: verifySchema,
   backups: backupsSchema,
+  scheduling: schedulingSchema,
 });
 
 /** The top-level keys a stack may set. */
@@ -107,6 +109,9 @@ export const rootSchema = rootObject
     const cluster = cfg.platform.clusterCidrs;
     for (const [name, s] of Object.entries(cfg.services)) if (s.kind === "http") for (const issue of egressIssues(s.egress, cluster, ["services", name, "egress"])) ctx.addIssue({ code: "custom", ...issue });
     for (const [pool, p] of Object.entries(cfg.workers.pools)) for (const issue of egressIssues(p.egress, cluster, ["workers", "pools", pool, "egress"])) ctx.addIssue({ code: "custom", ...issue });
+    for (const store of STORES) for (const issue of egressIssues(cfg[store].egress, cluster, [store, "egress"])) ctx.addIssue({ code: "custom", ...issue });
+    // A managed database runs no pod here that could call out.
+    if (cfg.postgres.external && Object.keys(cfg.postgres.egress).length) ctx.addIssue({ code: "custom", path: ["postgres", "egress"], message: `applies to Postgres pods, but postgres.external runs none here; got ${Object.keys(cfg.postgres.egress).join(", ")}` });
     // The quota ceiling, on the inventory the config implies. A malformed quantity is reported by
     // its own rule already; the sizing needs well-formed ones.
     let quota: ReturnType<typeof quotaIssues> = [];
@@ -178,5 +183,6 @@ export function defaultsFor(env: Environment): RawConfig {
     monitoring: monitoringDefaults(env),
     verify: verifyDefaults(env),
     backups: backupsDefaults(),
+    scheduling: schedulingDefaults(env),
   };
 }

@@ -10,7 +10,7 @@ import type { EnforcementLevel, PolicyResource, ResourceValidationArgs, Resource
 // For the repository's tests, which resolve packages from the root and do not see this directory's node_modules.
 export type { PolicyResource, PolicyResourceOptions, ResourceValidationArgs, ResourceValidationPolicy, StackValidationArgs, StackValidationPolicy } from "@pulumi/policy";
 import type { Finding, K8sObject } from "./rules";
-import { imageProblems, isolationFindings, labelProblems, pdbFindings, podSecurityFindings, protectionProblems, referenceFindings, resourceProblems } from "./rules";
+import { imageProblems, isolationFindings, labelProblems, pdbFindings, podSecurityFindings, priorityFindings, protectionProblems, referenceFindings, resourceProblems } from "./rules";
 
 const enforcementLevel: EnforcementLevel = "mandatory";
 
@@ -73,6 +73,12 @@ export const disruptionBudgetsAllowDrain = acrossObjects(
 
 export const podsIsolated = acrossObjects("pods-isolated", "Every pod is selected by NetworkPolicies for ingress and egress (default deny plus its declared edges).", isolationFindings);
 
+export const podsPrioritized = acrossObjects(
+  "pods-prioritized",
+  "Where the stack creates PriorityClasses, every pod names one of them; no pod names a class the cluster lacks.",
+  priorityFindings,
+);
+
 export const resourcePolicies: ResourceValidationPolicy[] = [containerResources, recommendedLabels, imagesPinned, statefulProtected];
-export const stackPolicies: StackValidationPolicy[] = [podSecurity, referencesResolve, disruptionBudgetsAllowDrain, podsIsolated];
+export const stackPolicies: StackValidationPolicy[] = [podSecurity, referencesResolve, disruptionBudgetsAllowDrain, podsIsolated, podsPrioritized];
 export const policies = [...resourcePolicies, ...stackPolicies];

@@ -19,7 +19,7 @@ export type Environment = (typeof ENVIRONMENTS)[number];
 const INSTANCE_LABEL = "app.kubernetes.io/instance";
 export const POD_SECURITY_LABEL = "pod-security.kubernetes.io/enforce";
 export const RECOMMENDED_LABELS = ["name", "instance", "component", "part-of", "managed-by"].map((k) => `app.kubernetes.io/${k}`);
-const CLUSTER_SCOPED = new Set(["Namespace", "ClusterRole", "ClusterRoleBinding", "StorageClass", "PersistentVolume", "CustomResourceDefinition", "ClusterIssuer"]);
+const CLUSTER_SCOPED = new Set(["Namespace", "ClusterRole", "ClusterRoleBinding", "StorageClass", "PersistentVolume", "CustomResourceDefinition", "ClusterIssuer", "PriorityClass"]);
 
 /** `Kind namespace/name`, how every message names its object. */
 export function describe(o: K8sObject): string {
@@ -324,6 +324,30 @@ export function isolationFindings(objects: K8sObject[]): Finding[] {
           object: o,
           message: `${describe(o)}: no NetworkPolicy selects its pods for ${missing.join(" or ")}, so they ${missing.length === 2 ? "accept and send" : missing[0] === "Ingress" ? "accept" : "send"} any traffic; namespace ${ns} needs a default deny (podSelector: {}, policyTypes: [Ingress, Egress]) and the workload's edges declared in the dependency graph`,
         });
+      }
+    }
+  }
+  return out;
+}
+
+/** Kubernetes' own classes, which exist in every cluster. */
+const SYSTEM_PRIORITY_CLASSES = ["system-cluster-critical", "system-node-critical"];
+
+/**
+ * Pods have a priority the stack decides: where the stack creates PriorityClasses, every pod names
+ * one of them (a pod without one has priority 0 and is the first preempted, whatever it runs), and
+ * no pod names a class that is neither the stack's nor Kubernetes' own (admission refuses the pod).
+ */
+export function priorityFindings(objects: K8sObject[]): Finding[] {
+  const out: Finding[] = [];
+  const classes = new Set(objects.filter((o) => o.kind === "PriorityClass").map((o) => o.metadata?.name));
+  for (const o of objects) {
+    for (const { spec } of podSpecs(o)) {
+      const name = spec.priorityClassName;
+      if (name === undefined && classes.size > 0) {
+        out.push({ object: o, message: `${describe(o)}: its pods set no priorityClassName, so they run at priority 0 and are preempted before everything else; set one of the stack's PriorityClasses (${[...classes].join(", ")})` });
+      } else if (name !== undefined && typeof name === "string" && !classes.has(name) && !SYSTEM_PRIORITY_CLASSES.includes(name)) {
+        out.push({ object: o, message: `${describe(o)}: priorityClassName ${name} is not a PriorityClass of the stack (${[...classes].join(", ") || "none"}), so admission refuses its pods` });
       }
     }
   }

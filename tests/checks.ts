@@ -3,7 +3,11 @@
 // that work on plain objects live in policy/rules.ts, shared with the policy pack: one
 // implementation, run here over every stack and by `pulumi preview --policy-pack policy`.
 
-import { referenceFindings } from "../policy/rules";
+import { STORES } from "../config/data";
+import type { Level, Tier } from "../config/scheduling";
+import { priorityClassName } from "../config/scheduling";
+import type { PlatformConfig } from "../config/schema";
+import { podSpecs, referenceFindings } from "../policy/rules";
 import type { Evaluation, K8sObject } from "./harness";
 import { k8sObjects } from "./harness";
 
@@ -66,4 +70,34 @@ export function secretTaintProblems(ev: Evaluation): string[] {
     }
   }
   return problems;
+}
+
+/**
+ * The scheduling tier of a pod, by its app.kubernetes.io/name: what each pod is, written here as
+ * data (stores and mail hold state, the services serve, ...), not read from the program.
+ */
+export function tierOf(name: string, cfg: PlatformConfig): Tier {
+  if ((STORES as readonly string[]).includes(name)) return "stores";
+  if (name === "postfix" || name === "dovecot") return "mail";
+  if (name in cfg.services) return "services";
+  if (name.startsWith("worker-") || name === "beat") return "workers";
+  if (["flower", "jaeger", "blackbox-exporter"].includes(name)) return "observability";
+  if (/-backup$|-migrate$|^postgres-(basebackup|import)$|^smoke$|^jaeger-index-cleaner$/.test(name)) return "batch";
+  throw new Error(`no scheduling tier known for pod ${name}: say in tests/checks.ts (tierOf) which tier it belongs to`);
+}
+
+/** The order the platform promises: stores and mail > services > workers > observability > batch. */
+const LEVEL_OF: Record<Tier, Level> = { stores: "stateful", mail: "stateful", services: "serving", workers: "workers", observability: "observability", batch: "batch" };
+
+/** Every pod template of an evaluation: its object, app.kubernetes.io/name and spec. */
+export function podTemplates(ev: Evaluation): { obj: K8sObject; name: string; spec: K8sObject }[] {
+  return k8sObjects(ev).flatMap(({ obj }) => podSpecs(obj).map(({ spec, labels }) => ({ obj, name: labels["app.kubernetes.io/name"], spec })));
+}
+
+/** Pods whose priorityClassName is not their tier's class (none expected where classes are off). */
+export function priorityProblems(ev: Evaluation, cfg: PlatformConfig): string[] {
+  return podTemplates(ev).flatMap((p) => {
+    const want = cfg.scheduling.priorityClasses.enabled ? priorityClassName(cfg.platform.namespace, LEVEL_OF[tierOf(p.name, cfg)]) : undefined;
+    return p.spec.priorityClassName === want ? [] : [`${p.obj.kind} ${p.obj.metadata.name}: priorityClassName ${p.spec.priorityClassName} instead of ${want} (tier ${tierOf(p.name, cfg)})`];
+  });
 }

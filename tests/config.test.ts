@@ -111,6 +111,14 @@ describe("configuration", () => {
       set("platform.clusterCidrs", ["198.18.0.0/15"])(r);
       set("services.api.egress", { vpc: { cidrs: ["198.16.0.0/12"], ports: [5432] } })(r);
     }, "services.api.egress.vpc.cidrs.0", /overlaps the cluster range 198\.18\.0\.0\/15.*dependsOn/],
+    ["prod", "a store's egress CIDR over the cluster's range", (r) => {
+      set("platform.clusterCidrs", ["198.18.0.0/15"])(r);
+      set("mongo.egress", { vpc: { cidrs: ["198.18.4.0/24"], ports: [443] } })(r);
+    }, "mongo.egress.vpc.cidrs.0", /overlaps the cluster range 198\.18\.0\.0\/15/],
+    ["prod", "egress for a managed Postgres (no pod here calls out)", (r) => {
+      set("postgres.external", { host: "db.example.com", database: "app", user: "app", cidrs: ["192.0.2.10/32"] })(r);
+      set("postgres.egress", { api: { internet: true, ports: [443] } })(r);
+    }, "postgres.egress", /runs none here; got api/],
     ["prod", "a cluster range that is not a CIDR", set("platform.clusterCidrs", ["10.244.0.0"]), "platform.clusterCidrs.0", /IPv4 CIDR/],
     // Per-route ingress settings.
     ["prod", "route settings on a service without a path", (r) => {

@@ -76,6 +76,8 @@ const SET: Record<string, unknown> = {
   "services.api.hpa.enabled": false,
   "services.api.replicas": 3,
   "workers.pools.ai": { queues: ["ai_analysis"], egress: { openai: EGRESS.openai }, hpa: { behavior: SEED_004_BEHAVIOR } },
+  // A store may call out too (an extension fetching from an external API).
+  "postgres.egress": { "extension-api": { cidrs: ["198.51.100.128/25"], ports: [443] } },
   "platform.clusterCidrs": [CLUSTER_CIDR],
   "edge.upstreamKeepalive": { connections: 100, timeoutSeconds: 60 },
 };
@@ -120,8 +122,10 @@ for (const stack of STACKS) {
         expect(out("chat")).to.include.members([`${ns}/chat -> internet 443/TCP`, `${ns}/chat -> cidr:payments 192.0.2.0/24 8443/TCP`, `${ns}/chat -> cidr:payments 198.51.100.0/25 443/TCP`]);
         expect(out("chat").filter((t) => / 8443\/TCP$/.test(t) && t.includes("internet"))).to.deep.equal([]);
         expect(out("worker-ai")).to.include(`${ns}/worker-ai -> internet 443/TCP`);
+        expect(out("postgres")).to.deep.equal([`${ns}/postgres -> cidr:extension-api 198.51.100.128/25 443/TCP`]);
+        expect(findObject(ev, "NetworkPolicy", "allow-postgres").spec.egress).to.deep.include({ to: [{ ipBlock: { cidr: "198.51.100.128/25" } }], ports: [{ port: 443, protocol: "TCP" }] });
         // Workloads that declare nothing reach nothing outside the cluster.
-        for (const w of ["api", "worker-default", "beat"]) expect(out(w), w).to.deep.equal([]);
+        for (const w of ["api", "worker-default", "beat", "redis", "mongo"]) expect(out(w), w).to.deep.equal([]);
         const graph = ev.outputs.dependencyGraph as GraphData;
         expect(graph.edges.filter((e) => e.from === "chat" && typeof e.to !== "string").map((e) => e.reason)).to.include.members(["chat calls openai (egress.openai)", "chat calls payments (egress.payments)"]);
       });

@@ -7,7 +7,7 @@ import { POD_SECURITY } from "../components/platform";
 import { environmentOf, imageProblems, labelProblems, podSecurityFindings, resourceProblems } from "../policy/rules";
 import type { Evaluation } from "./harness";
 import { configOf, k8sObjects, ok } from "./harness";
-import { podSpecs, referenceProblems, schemaProblems, secretTaintProblems } from "./checks";
+import { podSpecs, priorityProblems, referenceProblems, schemaProblems, secretTaintProblems } from "./checks";
 import { runPolicies } from "./policy-harness";
 
 export function objectChecks(name: string, load: () => Promise<Evaluation>): void {
@@ -60,6 +60,11 @@ export function objectChecks(name: string, load: () => Promise<Evaluation>): voi
       const containers = k8sObjects(ev).flatMap(({ obj }) => podSpecs(obj).flatMap(({ spec }) => [...(spec.initContainers ?? []), ...spec.containers]));
       expect(containers.length).to.be.greaterThan(0);
       expect(k8sObjects(ev).flatMap(({ obj }) => resourceProblems(obj))).to.deep.equal([]);
+    });
+
+    it("gives every pod its tier's PriorityClass: stores and mail > services > workers > observability > batch", async () => {
+      const ev = ok(await load());
+      expect(priorityProblems(ev, configOf(ev))).to.deep.equal([]);
     });
 
     it("passes every policy of the policy pack", async () => {

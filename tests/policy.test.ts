@@ -202,6 +202,26 @@ const breakages: Breakage[] = [
       return k8sObjects(ev).filter(({ obj }) => obj.metadata?.namespace === ns && podSpecs(obj).length).map(({ rec }) => rec);
     },
   },
+  {
+    policy: "pods-prioritized",
+    stack: "prod",
+    what: "a pod without a priorityClassName",
+    edit: (ev) => {
+      const backup = rec(ev, "CronJob", "redis-backup");
+      delete backup.inputs.spec.jobTemplate.spec.template.spec.priorityClassName;
+      return [backup];
+    },
+  },
+  {
+    policy: "pods-prioritized",
+    stack: "dev",
+    what: "a PriorityClass the stack does not create",
+    edit: (ev) => {
+      const api = rec(ev, "Deployment", "api");
+      api.inputs.spec.template.spec.priorityClassName = "high-priority";
+      return [api];
+    },
+  },
 ];
 
 describe("policy pack", () => {

@@ -17,6 +17,8 @@ import type { DependencyGraph } from "../lib/graph";
 import { labels } from "../lib/labels";
 import { OBJECT_STORE_KEYS, connectObjectStore, objectStoreCredentials } from "../lib/objectstore";
 import { restrictedContainer, restrictedPod, scratchVolume, secretEnv } from "../lib/pod";
+import { scheduled } from "../lib/scheduling";
+import type { Tier } from "../../config/scheduling";
 import type { SecretRef } from "../secrets";
 import { statefulOptions } from "./store";
 
@@ -71,7 +73,11 @@ export interface BackupArgs {
   /** Further volumes the dump reads (the mailboxes), with their mounts in the dump container. */
   volumes?: Volume[];
   mounts?: VolumeMount[];
-  affinity?: k8s.types.input.core.v1.Affinity;
+  /**
+   * The pod whose ReadWriteOnce volume the dump reads (its selector and tier): a volume attaches to
+   * one node, so the Job runs on that pod's node, on its tier's nodes.
+   */
+  beside?: { tier: Tier; selector: Record<string, string> };
   /** Copy off the cluster (undefined: backups stay on the in-cluster volume). */
   offsite?: Offsite;
   graph: DependencyGraph;
@@ -231,17 +237,19 @@ export function createBackup(parent: pulumi.Resource, a: BackupArgs): BackupObje
             activeDeadlineSeconds: b.activeDeadlineSeconds,
             template: {
               metadata: { labels: podLabels },
-              spec: {
+              spec: scheduled(cfg, "batch", {
                 serviceAccountName: a.serviceAccount,
                 automountServiceAccountToken: false,
                 enableServiceLinks: false,
                 restartPolicy: "Never",
                 securityContext: restrictedPod({ uid: store.runAs.uid, gid: store.runAs.gid, fsGroup: store.runAs.gid }),
-                ...(a.affinity ? { affinity: a.affinity } : {}),
+                ...(a.beside
+                  ? { affinity: { podAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ labelSelector: { matchLabels: a.beside.selector }, topologyKey: "kubernetes.io/hostname" }] } } }
+                  : {}),
                 // With an upload the dump runs first (an init container): a failed dump never uploads or prunes.
                 ...(upload ? { initContainers: [dump], containers: [upload] } : { containers: [dump] }),
                 volumes: [{ name: "backup", persistentVolumeClaim: { claimName: volume.metadata.name } }, scratchVolume("tmp"), ...(a.volumes ?? [])],
-              },
+              }, { nodesOf: a.beside?.tier }),
             },
           },
         },
@@ -303,7 +311,7 @@ export function createImport(parent: pulumi.Resource, a: ImportArgs): k8s.batch.
         activeDeadlineSeconds: deadline,
         template: {
           metadata: { labels: labels(cfg, id) },
-          spec: {
+          spec: scheduled(cfg, "batch", {
             serviceAccountName: a.serviceAccount,
             automountServiceAccountToken: false,
             enableServiceLinks: false,
@@ -324,7 +332,7 @@ export function createImport(parent: pulumi.Resource, a: ImportArgs): k8s.batch.
               },
             ],
             volumes: [{ name: "backup", persistentVolumeClaim: { claimName: a.volume.metadata.name, readOnly: true } }, scratchVolume("tmp")],
-          },
+          }),
         },
       },
     },

@@ -4,6 +4,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { PlatformConfig } from "../../config/schema";
+import { declareEgress } from "../lib/egress";
 import type { DependencyGraph } from "../lib/graph";
 import { platformLabels } from "../lib/labels";
 import { checksum } from "../lib/pod";
@@ -64,6 +65,10 @@ export class DataTier extends pulumi.ComponentResource {
     }
     if (cfg.redis.enabled) this.redis = new Redis("redis", creds(args.secrets.redis, "redis", [v.redisPassword, v.redisSentinelPassword]), child);
     if (cfg.mongo.enabled) this.mongo = new Mongo("mongo", creds(args.secrets.mongo, "mongo", [v.mongoRootPassword, v.mongoAppPassword, v.mongoKeyfile]), child);
+    // Stores reach outside the cluster only where their config declares it.
+    if (this.postgres && pg.mode !== "external") declareEgress(args.graph, "postgres", pg.egress);
+    if (this.redis) declareEgress(args.graph, "redis", cfg.redis.egress);
+    if (this.mongo) declareEgress(args.graph, "mongo", cfg.mongo.egress);
     for (const [key, s] of Object.entries({ postgres: this.postgres, redis: this.redis, mongo: this.mongo })) {
       // Service name and port (the namespace is its own output): the full host also sits in a Secret.
       if (s) this.outputs[key] = pulumi.interpolate`${s.service}:${s.port}`;

@@ -46,6 +46,7 @@ import type { PatroniContext } from "./patroni";
 import { PGBACKREST_CLIENT_CN, PGBACKREST_CONFIG_DIR, PGBACKREST_TLS_DIR, TLS_FILES, baseBackupScript, memberConf, repoHostConf } from "./pgbackrest";
 import { createStore, scratch } from "./store";
 import type { StoreObjects } from "./store";
+import { scheduled } from "../lib/scheduling";
 
 type EnvVar = k8s.types.input.core.v1.EnvVar;
 
@@ -379,7 +380,7 @@ function createBaseBackup(parent: pulumi.Resource, b: BaseBackupArgs): k8s.batch
             activeDeadlineSeconds: a.activeDeadlineSeconds,
             template: {
               metadata: { labels: labels(cfg, { name: BASE_BACKUP, component: "backup", image: pg.image }) },
-              spec: {
+              spec: scheduled(cfg, "batch", {
                 serviceAccountName: b.args.serviceAccount("backup"),
                 automountServiceAccountToken: false,
                 enableServiceLinks: false,
@@ -406,7 +407,7 @@ function createBaseBackup(parent: pulumi.Resource, b: BaseBackupArgs): k8s.batch
                   { name: "pgbackrest-tls", secret: { secretName: b.tlsSecret, defaultMode: 0o440, items: [TLS_FILES.serverCert, TLS_FILES.clientCert, TLS_FILES.clientKey].map((k) => ({ key: k, path: k })) } },
                   scratchVolume("tmp", "256Mi"),
                 ],
-              },
+              }),
             },
           },
         },

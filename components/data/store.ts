@@ -10,6 +10,7 @@ import type { PlatformConfig } from "../../config/schema";
 import { pdbSpec } from "../lib/availability";
 import { labels, selectorLabels } from "../lib/labels";
 import { restrictedContainer, restrictedPod, scratchVolume, spread, tcpProbe } from "../lib/pod";
+import { scheduled } from "../lib/scheduling";
 import { PORTS } from "../lib/ports";
 
 type Container = k8s.types.input.core.v1.Container;
@@ -189,7 +190,7 @@ export function createStore(parent: pulumi.Resource, a: StoreArgs): StoreObjects
         persistentVolumeClaimRetentionPolicy: { whenDeleted: "Retain", whenScaled: "Retain" },
         template: {
           metadata: { labels: podLabels, annotations: { "checksum/credentials": a.credentialsChecksum, ...a.annotations } },
-          spec: {
+          spec: scheduled(cfg, "stores", {
             serviceAccountName: a.serviceAccount,
             automountServiceAccountToken: false,
             // Service links would inject POSTGRES_PORT=tcp://... style variables the images misread.
@@ -200,7 +201,7 @@ export function createStore(parent: pulumi.Resource, a: StoreArgs): StoreObjects
             ...(a.initContainers?.length ? { initContainers: a.initContainers } : {}),
             containers,
             volumes: a.volumes,
-          },
+          }),
         },
         volumeClaimTemplates: [
           {

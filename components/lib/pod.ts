@@ -81,28 +81,6 @@ export function spread(selector: Record<string, string>) {
 }
 
 /**
- * Members of a replicated store: never two on one node (a node loss takes one member), spread over
- * zones; `zones: "required"` refuses to schedule a member where it would unbalance the zones.
- */
-export function spreadMembers(selector: Record<string, string>, zones: "required" | "preferred") {
-  return {
-    affinity: {
-      podAntiAffinity: {
-        requiredDuringSchedulingIgnoredDuringExecution: [{ labelSelector: { matchLabels: selector }, topologyKey: "kubernetes.io/hostname" }],
-      },
-    },
-    topologySpreadConstraints: [
-      {
-        maxSkew: 1,
-        topologyKey: "topology.kubernetes.io/zone",
-        whenUnsatisfiable: zones === "required" ? "DoNotSchedule" : "ScheduleAnyway",
-        labelSelector: { matchLabels: selector },
-      },
-    ],
-  };
-}
-
-/**
  * sha256 of any (possibly secret) input: a pod-template annotation that rolls pods when config
  * changes. Never a secret itself: the inputs hashed are high-entropy generated values, so the hash
  * reveals nothing, while a secret annotation would make Pulumi treat the workload's whole `spec` as

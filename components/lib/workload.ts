@@ -9,7 +9,9 @@ import { maxReplicas } from "../../config/common";
 import type { PlatformConfig } from "../../config/schema";
 import { hpaSpec, pdbSpec } from "./availability";
 import { labels, selectorLabels } from "./labels";
+import type { Tier } from "../../config/scheduling";
 import { restrictedPod, scratchVolume, spread } from "./pod";
+import { scheduled } from "./scheduling";
 
 type Container = k8s.types.input.core.v1.Container;
 type Volume = k8s.types.input.core.v1.Volume;
@@ -17,6 +19,8 @@ type Volume = k8s.types.input.core.v1.Volume;
 export interface WorkloadSpec {
   name: string;
   component: string;
+  /** Its priority and nodes (config/scheduling.ts). */
+  tier: Tier;
   image: string;
   namespace: pulumi.Input<string>;
   serviceAccount: pulumi.Input<string>;
@@ -69,7 +73,7 @@ export function createWorkload(cfg: PlatformConfig, w: WorkloadSpec, parent: pul
         strategy: deploymentStrategy(w.scaling),
         template: {
           metadata: { labels: labels(cfg, id), annotations: w.annotations ?? {} },
-          spec: {
+          spec: scheduled(cfg, w.tier, {
             serviceAccountName: w.serviceAccount,
             automountServiceAccountToken: false,
             securityContext: restrictedPod(w.uid !== undefined ? { uid: w.uid } : {}),
@@ -77,7 +81,7 @@ export function createWorkload(cfg: PlatformConfig, w: WorkloadSpec, parent: pul
             ...spread(selector),
             containers: w.containers,
             volumes: [scratchVolume(), ...(w.volumes ?? [])],
-          },
+          }),
         },
       },
     },

@@ -129,15 +129,7 @@ export function createMailboxBackup(parent: pulumi.Resource, a: MailboxBackupArg
       { name: "config", mountPath: MAIL_BACKUP_CONFIG, readOnly: true },
     ],
     // A ReadWriteOnce volume attaches to one node: the job runs where Dovecot runs.
-    affinity: m.sharedMailboxes
-      ? undefined
-      : {
-          podAffinity: {
-            requiredDuringSchedulingIgnoredDuringExecution: [
-              { labelSelector: { matchLabels: selectorLabels(cfg, { name: "dovecot", component: "mail" }) }, topologyKey: "kubernetes.io/hostname" },
-            ],
-          },
-        },
+    beside: m.sharedMailboxes ? undefined : { tier: "mail", selector: selectorLabels(cfg, { name: "dovecot", component: "mail" }) },
     offsite: a.offsite,
     graph: a.graph,
   });

@@ -13,6 +13,7 @@ import type { MailModel } from "./model";
 import { MAILLOG_MAX_BYTES } from "./postfix";
 import { OVERRIDE_PREFIX, rspamdRedisArgs } from "./rspamd";
 import { IMAP_GREETING, LINT_EXCEPTIONS, SMTP_GREETING, lintIgnoreAnnotations, mailContainerSecurity, protocolProbes, unprivileged } from "./security";
+import { scheduled } from "../lib/scheduling";
 
 type StatefulSetSpec = k8s.types.input.apps.v1.StatefulSetSpec;
 type ContainerPort = k8s.types.input.core.v1.ContainerPort;
@@ -176,7 +177,7 @@ export function postfixSpec(
           "kubectl.kubernetes.io/default-container": "postfix",
         },
       },
-      spec: {
+      spec: scheduled(cfg, "mail", {
         serviceAccountName: refs.serviceAccount,
         automountServiceAccountToken: false,
         enableServiceLinks: false,
@@ -187,7 +188,7 @@ export function postfixSpec(
         ...spread(selector),
         containers,
         volumes,
-      },
+      }),
     },
   };
 }
@@ -225,7 +226,7 @@ export function dovecotSpec(cfg: PlatformConfig, m: MailModel, refs: WorkloadRef
         labels: labels(cfg, id),
         annotations: { "checksum/config": refs.configChecksum },
       },
-      spec: {
+      spec: scheduled(cfg, "mail", {
         serviceAccountName: refs.serviceAccount,
         automountServiceAccountToken: false,
         enableServiceLinks: false,
@@ -262,7 +263,7 @@ export function dovecotSpec(cfg: PlatformConfig, m: MailModel, refs: WorkloadRef
           scratchVolume("tmp", "64Mi"),
           ...(refs.sharedClaim ? [{ name: "mail", persistentVolumeClaim: { claimName: refs.sharedClaim } }] : []),
         ],
-      },
+      }),
     },
   };
 }

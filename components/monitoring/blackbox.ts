@@ -12,6 +12,7 @@ import { labels, selectorLabels } from "../lib/labels";
 import { checksum, restrictedContainer, restrictedPod } from "../lib/pod";
 import { PORTS, serviceHost } from "../lib/ports";
 import { DOVECOT_PORTS, replicaHost } from "../mail/model";
+import { scheduled } from "../lib/scheduling";
 
 export const BLACKBOX = "blackbox-exporter";
 /** The image's config path (mounted from the ConfigMap over the image's own example). */
@@ -127,7 +128,7 @@ export function blackboxDeploymentSpec(cfg: PlatformConfig, refs: { serviceAccou
     selector: { matchLabels: selectorLabels(cfg, id) },
     template: {
       metadata: { labels: labels(cfg, id), annotations: { "checksum/config": checksum(blackboxConfigText(cfg)) } },
-      spec: {
+      spec: scheduled(cfg, "observability", {
         serviceAccountName: refs.serviceAccount,
         automountServiceAccountToken: false,
         enableServiceLinks: false,
@@ -146,7 +147,7 @@ export function blackboxDeploymentSpec(cfg: PlatformConfig, refs: { serviceAccou
           },
         ],
         volumes: [{ name: "config", configMap: { name: refs.configMap } }],
-      },
+      }),
     },
   };
 }
