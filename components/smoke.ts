@@ -8,6 +8,7 @@
 import * as crypto from "crypto";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { STORE_DEPENDENCIES } from "../config/dependencies";
 import type { PlatformConfig } from "../config/schema";
 import { postgresPeers } from "./lib/appwiring";
 import type { DependencyGraph, Peer } from "./lib/graph";
@@ -18,6 +19,7 @@ import type { GeneratedSecrets } from "./secrets";
 import { SMOKE_PATH, SMOKE_SCRIPTS } from "./smoke-scripts";
 
 type EnvVar = k8s.types.input.core.v1.EnvVar;
+type StoreDependency = (typeof STORE_DEPENDENCIES)[number];
 
 export const SMOKE = "smoke";
 const SCRIPTS_CONFIGMAP = "smoke-scripts";
@@ -42,7 +44,7 @@ export interface SmokeCheck {
     /** Literal env values (hosts, ports); credentials are added as secretKeyRefs from `secretEnv`. */
     env: Record<string, string>;
     /** Env var -> [credential group, Secret key]: filled from the generated Secrets. */
-    secretEnv?: Record<string, ["postgres" | "redis" | "mongo", string]>;
+    secretEnv?: Record<string, [StoreDependency, string]>;
   };
 }
 
@@ -131,7 +133,7 @@ export function declareSmokeEdges(cfg: PlatformConfig, graph: DependencyGraph): 
 
 /** The scripts the enabled checks run: a disabled store's script is left out with its check. */
 export function smokeScripts(cfg: PlatformConfig): Record<string, string> {
-  const off = (["postgres", "redis", "mongo"] as const).filter((store) => !cfg[store].enabled).map((store) => `${store}.sh`);
+  const off = STORE_DEPENDENCIES.filter((store) => !cfg[store].enabled).map((store) => `${store}.sh`);
   return Object.fromEntries(Object.entries(SMOKE_SCRIPTS).filter(([file]) => !off.includes(file)));
 }
 
@@ -143,7 +145,7 @@ export function smokeScripts(cfg: PlatformConfig): Record<string, string> {
 export function smokeJobName(cfg: PlatformConfig): string {
   const checks = smokeChecks(cfg);
   const services = Object.fromEntries(checks.filter((c) => cfg.services[c.target]).map((c) => [c.target, cfg.services[c.target]]));
-  const tiers = (["postgres", "redis", "mongo", "mail", "jaeger"] as const).filter((t) => cfg[t].enabled).map((t) => [t, cfg[t]]);
+  const tiers = [...STORE_DEPENDENCIES, "mail" as const, "jaeger" as const].filter((t) => cfg[t].enabled).map((t) => [t, cfg[t]]);
   const input = { checks, scripts: smokeScripts(cfg), services, tiers, secrets: cfg.secrets, smoke: cfg.verify.smoke, namespaces: [cfg.platform.namespace, cfg.platform.mailNamespace] };
   return `${SMOKE}-${crypto.createHash("sha256").update(JSON.stringify(input)).digest("hex").slice(0, 8)}`;
 }
@@ -171,7 +173,7 @@ export class SmokeTest extends pulumi.ComponentResource {
 
     const checks = smokeChecks(cfg);
     this.checks = checks.map((c) => c.name);
-    const secretName = (group: "postgres" | "redis" | "mongo") => {
+    const secretName = (group: StoreDependency) => {
       const ref = args.secrets[group];
       if (!ref) throw new Error(`smoke test: ${group} is enabled but has no generated credentials`);
       return ref.name;

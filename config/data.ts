@@ -166,6 +166,17 @@ export const mongoSchema = storeSchema(
 export type RedisConfig = z.infer<typeof redisSchema>;
 export type MongoConfig = z.infer<typeof mongoSchema>;
 export type StoreConfig = PostgresConfig | RedisConfig | MongoConfig;
+export type ExporterConfig = z.infer<typeof exporterSchema>;
+
+/** A store's exporter sidecar when it has one and it is on. */
+export function enabledExporter(store: StoreConfig): ExporterConfig | undefined {
+  return "exporter" in store && store.exporter.enabled ? store.exporter : undefined;
+}
+
+/** Where a store's members may run; a store without the setting runs one pod, which needs no rule. */
+export function antiAffinityOf(store: StoreConfig): "required" | "preferred" {
+  return "antiAffinity" in store ? store.antiAffinity : "required";
+}
 export type SentinelConfig = RedisConfig["sentinel"];
 
 export function redisBytes(q: string): number {

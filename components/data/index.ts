@@ -3,6 +3,7 @@
 // See docs/data.md.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { STORES } from "../../config/data";
 import type { PlatformConfig } from "../../config/schema";
 import type { DependencyGraph } from "../lib/graph";
 import { platformLabels } from "../lib/labels";
@@ -44,7 +45,7 @@ export class DataTier extends pulumi.ComponentResource {
     const cfg = args.config;
     // One object-store credentials Secret in the namespace, for every dump copy and for Postgres'
     // WAL archive, base backups and restores.
-    const anyBackup = (["postgres", "redis", "mongo"] as const).some((s) => cfg[s].enabled && cfg[s].backup.enabled);
+    const anyBackup = STORES.some((s) => cfg[s].enabled && cfg[s].backup.enabled);
     const pgArchive = cfg.postgres.enabled && cfg.postgres.mode === "patroni" && (cfg.postgres.archive.enabled || cfg.postgres.restore !== undefined);
     const offsite = offsiteFor(this, "object-store-credentials", cfg, args.namespace, args.secret, anyBackup || pgArchive);
     this.objectStoreCredentials = offsite?.credentials;

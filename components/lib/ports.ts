@@ -19,6 +19,12 @@ export function serviceHost(service: string, namespace: string): string {
   return `${service}.${namespace}.svc.cluster.local`;
 }
 
+/** The container port of a store's exporter, where the store has one. */
+export function storeMetricsPort(store: "postgres" | "redis" | "mongo"): number | undefined {
+  const ports = PORTS[store];
+  return "metrics" in ports ? ports.metrics : undefined;
+}
+
 /** Ports a Redis client needs: the server, and the Sentinels it asks for the master when they run. */
 export function redisClientPorts(redis: { sentinel: { enabled: boolean } }): number[] {
   return redis.sentinel.enabled ? [PORTS.redis.redis, PORTS.redis.sentinel] : [PORTS.redis.redis];
