@@ -1,6 +1,6 @@
 // The in-cluster smoke test: a Job created after every enabled tier that checks, from a pod in the
 // app namespace and over the same Services and NetworkPolicies the apps use, that the platform
-// works: each HTTP service's /ready, Postgres, Redis, MongoDB, Postfix, Dovecot and Jaeger's OTLP
+// works: each HTTP service's /ready, Postgres, Redis, MongoDB, ChromaDB, Postfix, Dovecot and Jaeger's OTLP
 // receiver. Every check prints its own line. The containers run side by side: one per store (its
 // own client logs in for real) and one Python container for everything else, which runs its
 // checks concurrently, so 200 services are still one container. Any failure fails the pod; with
@@ -103,6 +103,20 @@ export function smokeChecks(cfg: PlatformConfig): SmokeCheck[] {
         command: sh("mongo.sh"),
         env: { MONGO_HOST: serviceHost("mongo", ns), MONGO_PORT: String(PORTS.mongo.mongo) },
         secretEnv: { MONGO_DB: ["mongo", "MONGO_INITDB_DATABASE"], MONGO_USER: ["mongo", "MONGO_APP_USERNAME"], MONGO_PASSWORD: ["mongo", "MONGO_APP_PASSWORD"] },
+      },
+    });
+  }
+  if (cfg.chroma.enabled) {
+    // Plain HTTP: the smoke image's Python speaks it; the token comes from the server's own Secret.
+    checks.push({
+      name: "chroma",
+      target: "chroma",
+      port: PORTS.chroma.http,
+      container: {
+        image: cfg.verify.smoke.image,
+        command: sh("chroma.sh"),
+        env: { CHROMA_HOST: serviceHost("chroma", ns), CHROMA_PORT: String(PORTS.chroma.http) },
+        secretEnv: { CHROMA_AUTH_TOKEN: ["chroma", "CHROMA_SERVER_AUTHN_CREDENTIALS"] },
       },
     });
   }

@@ -84,6 +84,7 @@ export function inventory(cfg: PlatformConfig): PodGroup[] {
       postgres: postgresSidecars(cfg.postgres),
       redis: cfg.redis.sentinel.enabled ? [cfg.redis.sentinel.resources] : [],
       mongo: [REPLSET_SIDECAR_RESOURCES],
+      chroma: [],
     }[store];
     // A managed Postgres runs no pod; its dump job (if any) still does.
     const pods = !(store === "postgres" && cfg.postgres.mode === "external");

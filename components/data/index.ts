@@ -1,4 +1,4 @@
-// The data tier: Postgres, Redis and MongoDB, each its own component, plus the connection Secret
+// The data tier: Postgres, Redis, MongoDB and ChromaDB, each its own component, plus the connection Secret
 // the API and workers read, and the object store's credentials for the stores that upload to it.
 // See docs/data.md.
 import * as k8s from "@pulumi/kubernetes";
@@ -10,6 +10,7 @@ import { platformLabels } from "../lib/labels";
 import { checksum } from "../lib/pod";
 import type { GeneratedSecrets, SecretRef } from "../secrets";
 import { offsiteFor } from "./backup";
+import { Chroma } from "./chroma";
 import type { StoreComponentArgs } from "./common";
 import { CONNECTION_SECRET, connectionData, connectionKeys } from "./connections";
 import { Mongo } from "./mongo";
@@ -33,6 +34,7 @@ export class DataTier extends pulumi.ComponentResource {
   readonly postgres?: Postgres;
   readonly redis?: Redis;
   readonly mongo?: Mongo;
+  readonly chroma?: Chroma;
   /** `app-connections` and its keys, for the app tier's secretKeyRefs; undefined when no store is on. */
   readonly connections?: SecretRef;
   /** Stack outputs: each enabled store's host and port. */
@@ -65,13 +67,15 @@ export class DataTier extends pulumi.ComponentResource {
     }
     if (cfg.redis.enabled) this.redis = new Redis("redis", creds(args.secrets.redis, "redis", [v.redisPassword, v.redisSentinelPassword]), child);
     if (cfg.mongo.enabled) this.mongo = new Mongo("mongo", creds(args.secrets.mongo, "mongo", [v.mongoRootPassword, v.mongoAppPassword, v.mongoKeyfile]), child);
-    for (const [key, s] of Object.entries({ postgres: this.postgres, redis: this.redis, mongo: this.mongo })) {
+    if (cfg.chroma.enabled) this.chroma = new Chroma("chroma", creds(args.secrets.chroma, "chroma", [v.chromaToken]), child);
+    const stores = { postgres: this.postgres, redis: this.redis, mongo: this.mongo, chroma: this.chroma };
+    for (const [key, s] of Object.entries(stores)) {
       // Service name and port (the namespace is its own output): the full host also sits in a Secret.
       if (s) this.outputs[key] = pulumi.interpolate`${s.service}:${s.port}`;
     }
 
-    if (this.postgres || this.redis || this.mongo) {
-      const data = connectionData(cfg, { postgres: this.postgres?.host, redis: this.redis?.host, mongo: this.mongo?.host }, args.secrets.values);
+    if (Object.values(stores).some((s) => s !== undefined)) {
+      const data = connectionData(cfg, Object.fromEntries(Object.entries(stores).map(([k, s]) => [k, s?.host])), args.secrets.values);
       const keys = connectionKeys(cfg);
       if (keys.join() !== Object.keys(data).join()) throw new Error(`app-connections keys drifted: ${Object.keys(data).join()} vs ${keys.join()}`);
       const secret = new k8s.core.v1.Secret(
