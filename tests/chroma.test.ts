@@ -243,6 +243,23 @@ describe("chroma: the seed-002 example", () => {
   });
 });
 
+describe("chroma: a service that does not list it", () => {
+  it("gets neither its keys nor its port, while the workers that do keep both", async () => {
+    const ev = ok(await evaluate({ stack: "staging", set: { "chroma.enabled": true, "services.api.dependsOn": ["postgres", "redis", "mongo", "jaeger", "mail"] } }));
+    const cfg = configOf(ev);
+    const ns = cfg.platform.namespace;
+    expect(dependents(cfg)).to.deep.equal(["worker-default"]);
+    const api = envOf(container(findObject(ev, "Deployment", "api", ns)));
+    expect(Object.keys(api).filter((k) => k.startsWith("CHROMA_"))).to.deep.equal([]);
+    expect(Object.keys(api)).to.include("DATABASE_URL");
+    const worker = envOf(container(findObject(ev, "Deployment", "worker-default", ns)));
+    expect(Object.keys(worker).filter((k) => k.startsWith("CHROMA_")).sort()).to.deep.equal([...CHROMA_KEYS].sort());
+    const into = reachabilityMatrix(ev).actual.filter((x) => x.includes(` -> ${ns}/chroma `));
+    expect(into.filter((x) => x.startsWith(`${ns}/api `))).to.deep.equal([]);
+    expect(into).to.include(`${ns}/worker-default -> ${ns}/chroma 8000/TCP`);
+  });
+});
+
 describe("chroma: refused configurations", () => {
   const cases: [string, string, Record<string, unknown>, RegExp][] = [
     ["two replicas", "prod", { "chroma.enabled": true, "chroma.replicas": 2 }, /chroma\.replicas: must be 1: a single-node Chroma server has no replication.*, got 2/],
