@@ -96,7 +96,7 @@ export function buildPlatform({ config: cfg, secret }: LoadedConfig): BuiltPlatf
       opsPassword: edge?.opsPassword,
       // The declared traffic graph (who may talk to whom): for docs and the reachability test.
       dependencyGraph: { workloads: graph.workloads, edges: graph.edges, internetExcept: graph.internetExcept },
-      secretNames: { app: secrets.app.name, postgres: secrets.postgres?.name, redis: secrets.redis?.name, mongo: secrets.mongo?.name },
+      secretNames: { app: secrets.app.name, postgres: secrets.postgres?.name, redis: secrets.redis?.name, mongo: secrets.mongo?.name, chroma: secrets.chroma?.name },
       ...(mail ? mail.outputs() : {}),
       smokeTest: smoke ? { job: smoke.job.metadata.name, checks: smoke.checks } : undefined,
     },

@@ -11,7 +11,7 @@ import * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
 import type { HttpServiceConfig, MigrationConfig } from "../config/app";
 import type { Dependency } from "../config/dependencies";
-import { resolveDependsOn } from "../config/dependencies";
+import { STORE_DEPENDENCIES, resolveDependsOn } from "../config/dependencies";
 import { imageOf } from "../config/common";
 import { migrationName } from "../config/inventory";
 import type { PlatformConfig } from "../config/schema";
@@ -29,7 +29,7 @@ export function migrationImage(svc: HttpServiceConfig, m: MigrationConfig, servi
 
 /** The stores a migration connects to: as configured, or the service's own stores. */
 export function migrationDeps(cfg: PlatformConfig, svc: HttpServiceConfig, m: MigrationConfig): Dependency[] {
-  const stores: readonly Dependency[] = ["postgres", "redis", "mongo"];
+  const stores: readonly Dependency[] = STORE_DEPENDENCIES;
   return m.dependsOn ? [...new Set(m.dependsOn)] : resolveDependsOn(cfg, svc.dependsOn).filter((d) => stores.includes(d));
 }
 

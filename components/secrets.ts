@@ -7,7 +7,7 @@ import type { PlatformConfig } from "../config/schema";
 import { PATRONI_API_USER, REPLICATION_USER } from "./data/patroni";
 import { platformLabels } from "./lib/labels";
 
-export type SecretGroup = "app" | "postgres" | "redis" | "mongo" | "flower" | "mail" | "ops";
+export type SecretGroup = "app" | "postgres" | "redis" | "mongo" | "chroma" | "flower" | "mail" | "ops";
 
 /** Keeper of a generator: bumping secrets.rotation, or secrets.rotate.<group>, regenerates it. */
 export function rotationKeepers(cfg: PlatformConfig, group: SecretGroup): Record<string, string> {
@@ -33,6 +33,7 @@ export class GeneratedSecrets extends pulumi.ComponentResource {
   readonly postgres?: SecretRef;
   readonly redis?: SecretRef;
   readonly mongo?: SecretRef;
+  readonly chroma?: SecretRef;
   readonly flower?: SecretRef;
   readonly external?: SecretRef;
   /** Generated values (secret outputs) for tiers that build connection strings from them. */
@@ -50,6 +51,8 @@ export class GeneratedSecrets extends pulumi.ComponentResource {
     mongoAppPassword?: pulumi.Output<string>;
     /** The replica set's shared key (internal authentication between members). */
     mongoKeyfile?: pulumi.Output<string>;
+    /** The bearer token every Chroma client (apps, backup, smoke test) presents. */
+    chromaToken?: pulumi.Output<string>;
     flowerPassword?: pulumi.Output<string>;
   } = {};
 
@@ -129,6 +132,14 @@ export class GeneratedSecrets extends pulumi.ComponentResource {
         MONGO_APP_PASSWORD: app,
         MONGO_KEYFILE: keyfile,
       });
+    }
+    if (cfg.chroma.enabled) {
+      // One static token (Chroma 0.6's token provider, a single credential means one anonymous
+      // user with access to everything): alphanumeric, which the provider accepts and a header carries as is.
+      const token = this.password("chroma-token", "chroma");
+      this.values.chromaToken = token;
+      // The server reads it under Chroma's own setting name; clients get it from app-connections.
+      this.chroma = this.secret("chroma-credentials", ns, { CHROMA_SERVER_AUTHN_CREDENTIALS: token });
     }
     if (cfg.workers.enabled && cfg.workers.flower.enabled) {
       const password = this.password("flower", "flower");

@@ -162,10 +162,36 @@ attempt() {
 . ${SMOKE_PATH}/retry.sh
 `;
 
+/**
+ * ChromaDB over its HTTP API (Python stdlib in the smoke image; the chromadb client would pull in
+ * numpy and onnxruntime): the heartbeat (no token), then an authenticated read of the default
+ * tenant with the generated token (CHROMA_AUTH_TOKEN from env), which a wrong token fails.
+ */
+export const CHROMA_SH = `# ChromaDB: the heartbeat answers, and a call with the generated token is accepted.
+attempt() {
+  out=$(timeout 15 python3 -c '
+import os, sys, urllib.request
+base = "http://%s:%s/api/v2" % (os.environ["CHROMA_HOST"], os.environ["CHROMA_PORT"])
+step = "heartbeat"
+try:
+    urllib.request.urlopen(base + "/heartbeat", timeout=5).read()
+    step = "call with the token"
+    auth = {"Authorization": "Bearer " + os.environ["CHROMA_AUTH_TOKEN"]}
+    urllib.request.urlopen(urllib.request.Request(base + "/tenants/default_tenant", headers=auth), timeout=5).read()
+except Exception as e:
+    sys.exit("%s: %s: %s" % (step, type(e).__name__, e))
+print("auth ok")' 2>&1)
+  case $? in 124 | 143) out="no answer within 15 s from $CHROMA_HOST:$CHROMA_PORT" ;; esac
+  [ "$(printf '%s\\n' "$out" | tail -n 1)" = "auth ok" ]
+}
+. ${SMOKE_PATH}/retry.sh
+`;
+
 export const SMOKE_SCRIPTS: Record<string, string> = {
   "smoke.py": SMOKE_PY,
   "retry.sh": RETRY_SH,
   "postgres.sh": POSTGRES_SH,
   "redis.sh": REDIS_SH,
   "mongo.sh": MONGO_SH,
+  "chroma.sh": CHROMA_SH,
 };

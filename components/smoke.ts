@@ -1,6 +1,6 @@
 // The in-cluster smoke test: a Job created after every enabled tier that checks, from a pod in the
 // app namespace and over the same Services and NetworkPolicies the apps use, that the platform
-// works: each HTTP service's /ready, Postgres, Redis, MongoDB, Postfix, Dovecot and Jaeger's OTLP
+// works: each HTTP service's /ready, Postgres, Redis, MongoDB, ChromaDB, Postfix, Dovecot and Jaeger's OTLP
 // receiver. Every check prints its own line. The containers run side by side: one per store (its
 // own client logs in for real) and one Python container for everything else, which runs its
 // checks concurrently, so 200 services are still one container. Any failure fails the pod; with
@@ -8,6 +8,7 @@
 import * as crypto from "crypto";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { STORE_DEPENDENCIES } from "../config/dependencies";
 import type { PlatformConfig } from "../config/schema";
 import { postgresPeers } from "./lib/appwiring";
 import type { DependencyGraph, Peer } from "./lib/graph";
@@ -19,6 +20,7 @@ import { SMOKE_PATH, SMOKE_SCRIPTS } from "./smoke-scripts";
 import { scheduled } from "./lib/scheduling";
 
 type EnvVar = k8s.types.input.core.v1.EnvVar;
+type StoreDependency = (typeof STORE_DEPENDENCIES)[number];
 
 export const SMOKE = "smoke";
 const SCRIPTS_CONFIGMAP = "smoke-scripts";
@@ -43,7 +45,7 @@ export interface SmokeCheck {
     /** Literal env values (hosts, ports); credentials are added as secretKeyRefs from `secretEnv`. */
     env: Record<string, string>;
     /** Env var -> [credential group, Secret key]: filled from the generated Secrets. */
-    secretEnv?: Record<string, ["postgres" | "redis" | "mongo", string]>;
+    secretEnv?: Record<string, [StoreDependency, string]>;
   };
 }
 
@@ -105,6 +107,20 @@ export function smokeChecks(cfg: PlatformConfig): SmokeCheck[] {
       },
     });
   }
+  if (cfg.chroma.enabled) {
+    // Plain HTTP: the smoke image's Python speaks it; the token comes from the server's own Secret.
+    checks.push({
+      name: "chroma",
+      target: "chroma",
+      port: PORTS.chroma.http,
+      container: {
+        image: cfg.verify.smoke.image,
+        command: sh("chroma.sh"),
+        env: { CHROMA_HOST: serviceHost("chroma", ns), CHROMA_PORT: String(PORTS.chroma.http) },
+        secretEnv: { CHROMA_AUTH_TOKEN: ["chroma", "CHROMA_SERVER_AUTHN_CREDENTIALS"] },
+      },
+    });
+  }
   if (cfg.mail.enabled) {
     // The ports the apps use: submission (STARTTLS) and IMAP.
     const smtp = PORTS.postfix.submission;
@@ -132,7 +148,7 @@ export function declareSmokeEdges(cfg: PlatformConfig, graph: DependencyGraph): 
 
 /** The scripts the enabled checks run: a disabled store's script is left out with its check. */
 export function smokeScripts(cfg: PlatformConfig): Record<string, string> {
-  const off = (["postgres", "redis", "mongo"] as const).filter((store) => !cfg[store].enabled).map((store) => `${store}.sh`);
+  const off = STORE_DEPENDENCIES.filter((store) => !cfg[store].enabled).map((store) => `${store}.sh`);
   return Object.fromEntries(Object.entries(SMOKE_SCRIPTS).filter(([file]) => !off.includes(file)));
 }
 
@@ -144,7 +160,7 @@ export function smokeScripts(cfg: PlatformConfig): Record<string, string> {
 export function smokeJobName(cfg: PlatformConfig): string {
   const checks = smokeChecks(cfg);
   const services = Object.fromEntries(checks.filter((c) => cfg.services[c.target]).map((c) => [c.target, cfg.services[c.target]]));
-  const tiers = (["postgres", "redis", "mongo", "mail", "jaeger"] as const).filter((t) => cfg[t].enabled).map((t) => [t, cfg[t]]);
+  const tiers = [...STORE_DEPENDENCIES, "mail" as const, "jaeger" as const].filter((t) => cfg[t].enabled).map((t) => [t, cfg[t]]);
   const input = { checks, scripts: smokeScripts(cfg), services, tiers, secrets: cfg.secrets, smoke: cfg.verify.smoke, namespaces: [cfg.platform.namespace, cfg.platform.mailNamespace] };
   return `${SMOKE}-${crypto.createHash("sha256").update(JSON.stringify(input)).digest("hex").slice(0, 8)}`;
 }
@@ -172,7 +188,7 @@ export class SmokeTest extends pulumi.ComponentResource {
 
     const checks = smokeChecks(cfg);
     this.checks = checks.map((c) => c.name);
-    const secretName = (group: "postgres" | "redis" | "mongo") => {
+    const secretName = (group: StoreDependency) => {
       const ref = args.secrets[group];
       if (!ref) throw new Error(`smoke test: ${group} is enabled but has no generated credentials`);
       return ref.name;

@@ -1,7 +1,7 @@
-// Postgres, Redis and MongoDB. Numbers from seeds 000 (Postgres/Redis) and 002 (MongoDB).
-// Everything a store needs lives under its key: image, resources, storage, exporter, backup and
-// the store's own settings. Derived settings (Postgres memory, Mongo cache) come from the limits.
-// Postgres has its own module (config/postgres.ts): it replicates, the others do not yet.
+// Postgres, Redis, MongoDB and ChromaDB. Numbers from seeds 000 (Postgres/Redis) and 002 (MongoDB,
+// ChromaDB). Everything a store needs lives under its key: image, resources, storage, exporter
+// (where one exists), backup and the store's own settings. Derived settings (Postgres memory, Mongo
+// cache, Chroma's index cache) come from the limits. Postgres has its own module (config/postgres.ts).
 import { z } from "zod";
 import type { Environment } from "./common";
 import { image, perEnv, res, resources, storage } from "./common";
@@ -13,7 +13,7 @@ import { bytes } from "./quantity";
 export { CREDENTIAL_SYNC_RESOURCES, PATRONI_SYNC_RESOURCES, postgresDefaults, postgresSchema } from "./postgres";
 export type { PostgresConfig } from "./postgres";
 
-export const STORES = ["postgres", "redis", "mongo"] as const;
+export const STORES = ["postgres", "redis", "mongo", "chroma"] as const;
 export type StoreName = (typeof STORES)[number];
 
 const exporterSchema = z.strictObject({
@@ -166,9 +166,49 @@ export const mongoSchema = storeSchema(
     }),
 );
 
+/**
+ * ChromaDB (seed 002's vector store), one server. The image is pinned to the 0.6 line on purpose:
+ * 0.6 is the last release whose server authenticates clients itself (the token provider this
+ * platform configures); the 1.x server dropped built-in authentication, which would leave the
+ * store open to every pod the NetworkPolicy admits. The shared store schema without `exporter`
+ * (Chroma has no Prometheus exporter, and none is invented here) and without `antiAffinity`
+ * (there is only ever one pod to place).
+ */
+export const chromaSchema = storeSchema(
+  z.strictObject({
+    /**
+     * Chroma keeps every collection's vector index in memory once used, without bound by default.
+     * A percentage above 0 turns on its LRU segment cache (CHROMA_SEGMENT_CACHE_POLICY=LRU) sized
+     * at this share of resources.limits.memory (CHROMA_MEMORY_LIMIT_BYTES): the least recently used
+     * collections' indexes are unloaded instead of the pod being OOM-killed. Chroma sizes an index
+     * by its files on disk, so leave room for the server itself. 0 keeps Chroma's unbounded default.
+     */
+    indexCacheMemoryPercent: z.number().int().min(0).max(80),
+  }),
+  z
+    .number()
+    .int()
+    .refine((n) => n === 1, {
+      error:
+        "must be 1: a single-node Chroma server has no replication, so every further pod would open its own empty volume and answer with different data",
+    }),
+).omit({ exporter: true, antiAffinity: true });
+
 export type RedisConfig = z.infer<typeof redisSchema>;
 export type MongoConfig = z.infer<typeof mongoSchema>;
-export type StoreConfig = PostgresConfig | RedisConfig | MongoConfig;
+export type ChromaConfig = z.infer<typeof chromaSchema>;
+export type StoreConfig = PostgresConfig | RedisConfig | MongoConfig | ChromaConfig;
+export type ExporterConfig = z.infer<typeof exporterSchema>;
+
+/** A store's exporter sidecar when it has one and it is on (Chroma has none). */
+export function enabledExporter(store: StoreConfig): ExporterConfig | undefined {
+  return "exporter" in store && store.exporter.enabled ? store.exporter : undefined;
+}
+
+/** Where a store's members may run; a store without the setting runs one pod, which needs no rule. */
+export function antiAffinityOf(store: StoreConfig): "required" | "preferred" {
+  return "antiAffinity" in store ? store.antiAffinity : "required";
+}
 export type SentinelConfig = RedisConfig["sentinel"];
 
 export function redisBytes(q: string): number {
@@ -275,6 +315,31 @@ export function mongoDefaults(env: Environment): z.input<typeof mongoSchema> {
   };
 }
 
+export function chromaDefaults(env: Environment): z.input<typeof chromaSchema> {
+  return {
+    // Seed 002 only; the other systems have no vector store.
+    enabled: false,
+    // The official image, 0.6 line: see chromaSchema for why not 1.x.
+    image: "chromadb/chroma:0.6.3",
+    replicas: 1,
+    resources: perEnv(env, {
+      dev: res("100m", "256Mi", "500m", "1Gi"),
+      staging: res("250m", "512Mi", "1", "2Gi"),
+      prod: res("500m", "1Gi", "2", "4Gi"),
+    }),
+    // Seed 002: 50Gi on fast-ssd (the example sets the class).
+    storage: { size: perEnv(env, { dev: "2Gi", staging: "10Gi", prod: "50Gi" }) },
+    // The image declares no user (it would run as root): a fixed non-root uid, fsGroup for the volume.
+    runAs: { uid: 1000, gid: 1000 },
+    backup: {
+      ...backupDefaults(env, "15 3 * * *", { dev: "2Gi", staging: "20Gi", prod: "100Gi" }),
+      // The export runs the chromadb client (numpy, onnxruntime imported with it) on pages of embeddings.
+      resources: perEnv(env, { dev: res("50m", "256Mi", "500m", "768Mi"), staging: res("100m", "512Mi", "1", "1Gi"), prod: res("250m", "512Mi", "1", "2Gi") }),
+    },
+    settings: { indexCacheMemoryPercent: 50 },
+  };
+}
+
 // ---------- derived settings ----------
 
 /**
@@ -300,6 +365,12 @@ export function mongoCacheSizeGB(cfg: MongoConfig): number {
   if (cfg.settings.wiredTigerCacheSizeGB !== undefined) return cfg.settings.wiredTigerCacheSizeGB;
   const gb = bytes(cfg.resources.limits.memory) / 2 ** 30;
   return Math.max(0.25, Math.round((gb - 1) * 0.5 * 100) / 100);
+}
+
+/** Chroma's LRU index cache in bytes (CHROMA_MEMORY_LIMIT_BYTES), or undefined when it is off. */
+export function chromaIndexCacheBytes(cfg: ChromaConfig): number | undefined {
+  const percent = cfg.settings.indexCacheMemoryPercent;
+  return percent > 0 ? Math.floor((bytes(cfg.resources.limits.memory) * percent) / 100) : undefined;
 }
 
 /** Cross-tier rules (called from the root schema): a tier that needs a store cannot run without it. */

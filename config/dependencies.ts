@@ -5,10 +5,10 @@ import type { Environment } from "./common";
 import { perEnv } from "./common";
 
 /** Tiers an app workload can talk to; each becomes graph edges and env wiring. */
-export const DEPENDENCIES = ["postgres", "redis", "mongo", "jaeger", "mail"] as const;
+export const DEPENDENCIES = ["postgres", "redis", "mongo", "chroma", "jaeger", "mail"] as const;
 export type Dependency = (typeof DEPENDENCIES)[number];
 /** The stores among them: what a schema migration may connect to. */
-export const STORE_DEPENDENCIES = ["postgres", "redis", "mongo"] as const satisfies readonly Dependency[];
+export const STORE_DEPENDENCIES = ["postgres", "redis", "mongo", "chroma"] as const satisfies readonly Dependency[];
 
 /**
  * Longest service or worker pool name. Kubernetes limits names and label values to 63 characters,

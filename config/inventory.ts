@@ -2,7 +2,7 @@
 // worst-case pod count and per-pod resources. The platform sizes quotas and creates service
 // accounts from this list; tests check it against the objects the tiers really register.
 import { backupContainers } from "./backups";
-import { CREDENTIAL_SYNC_RESOURCES, REPLSET_SIDECAR_RESOURCES, STORES } from "./data";
+import { CREDENTIAL_SYNC_RESOURCES, REPLSET_SIDECAR_RESOURCES, STORES, enabledExporter } from "./data";
 import type { PostgresConfig } from "./postgres";
 import type { PlatformConfig } from "./schema";
 import type { Resources } from "./common";
@@ -10,7 +10,7 @@ import { maxReplicas } from "./common";
 import { bytes, cpuMillis } from "./quantity";
 import { poolReplicas } from "./workers";
 import { smokeContainerCount } from "./verify";
-import { PORTS } from "../components/lib/ports";
+import { PORTS, storeMetricsPort } from "../components/lib/ports";
 
 export type NamespaceRole = "app" | "mail";
 
@@ -79,11 +79,12 @@ export function inventory(cfg: PlatformConfig): PodGroup[] {
     const s = cfg[store];
     if (!s.enabled) continue;
     // The exporter is a sidecar in the store pod; backups are CronJob pods with their own PVC.
-    const exporter = s.exporter.enabled;
+    const exporter = enabledExporter(s);
     const sidecars = {
       postgres: postgresSidecars(cfg.postgres),
       redis: cfg.redis.sentinel.enabled ? [cfg.redis.sentinel.resources] : [],
       mongo: [REPLSET_SIDECAR_RESOURCES],
+      chroma: [],
     }[store];
     // A managed Postgres runs no pod; its dump job (if any) still does.
     const pods = !(store === "postgres" && cfg.postgres.mode === "external");
@@ -94,9 +95,9 @@ export function inventory(cfg: PlatformConfig): PodGroup[] {
       serviceAccount: store,
       maxPods: s.replicas,
       surge: 0,
-      containers: [s.resources, ...sidecars, ...(exporter ? [s.exporter.resources] : [])],
+      containers: [s.resources, ...sidecars, ...(exporter ? [exporter.resources] : [])],
       volumes: 1,
-      ...(exporter ? { metricsPort: PORTS[store].metrics } : {}),
+      ...(exporter ? { metricsPort: storeMetricsPort(store) } : {}),
     });
     if (s.backup.enabled) {
       // concurrencyPolicy Forbid: never more than one backup pod of a store.

@@ -64,7 +64,7 @@ export const secretsSchema = z.strictObject({
   /** Keeper for every generated credential: bump it to rotate them all (see README, "Rotating secrets"). */
   rotation: z.number().int().min(1),
   /** Per-credential keepers, e.g. { redis: 2 } rotates only the Redis password. */
-  rotate: z.partialRecord(z.enum(["app", "postgres", "redis", "mongo", "flower", "mail", "ops"]), z.number().int().min(1)),
+  rotate: z.partialRecord(z.enum(["app", "postgres", "redis", "mongo", "chroma", "flower", "mail", "ops"]), z.number().int().min(1)),
   /** Application database user names (not secret). */
   postgresUser: dnsLabel,
   postgresDatabase: dnsLabel,

@@ -10,7 +10,7 @@ import { egressIssues } from "./egress";
 import { quotaIssues } from "./quota";
 import { servicesDefaults, servicesSchema } from "./app";
 import { workersDefaults, workersSchema } from "./workers";
-import { STORES, dataCrossTierIssues, mongoDefaults, mongoSchema, postgresDefaults, postgresSchema, redisDefaults, redisSchema } from "./data";
+import { STORES, chromaDefaults, chromaSchema, dataCrossTierIssues, mongoDefaults, mongoSchema, postgresDefaults, postgresSchema, redisDefaults, redisSchema } from "./data";
 import { postgresIssues, resolvePostgres } from "./postgres";
 import { mailDefaults, mailSchema } from "./mail";
 import { MAIL_PROBE_SLACK_SECONDS, edgeDefaults, edgeSchema, jaegerDefaults, jaegerSchema, mailProbeScrapeTimeoutSeconds, monitoringDefaults, monitoringSchema } from "./observability";
@@ -37,6 +37,7 @@ const rootObject = z.strictObject({
   postgres: postgresSchema,
   redis: redisSchema,
   mongo: mongoSchema,
+  chroma: chromaSchema,
   mail: mailSchema,
   jaeger: jaegerSchema,
   edge: edgeSchema,
@@ -177,6 +178,7 @@ export function defaultsFor(env: Environment): RawConfig {
     postgres: postgresDefaults(env),
     redis: redisDefaults(env),
     mongo: mongoDefaults(env),
+    chroma: chromaDefaults(env),
     mail: mailDefaults(env),
     jaeger: jaegerDefaults(env),
     edge: edgeDefaults(env),

@@ -3,6 +3,8 @@
 // upload script's order (copy, check, then prune), egress to the store's CIDRs only, the
 // credentials Secret per namespace, and the mailbox job's security, volume and placement.
 import { expect } from "chai";
+import { STORES } from "../config/data";
+import type { StoreName } from "../config/data";
 import { backupCronJobs } from "../components/monitoring/rules";
 import { dovecotConf } from "../components/mail/dovecot";
 import { doveadmConf, mailClaim } from "../components/mail/backup";
@@ -16,7 +18,8 @@ import { diff, reachabilityMatrix } from "./reachability";
 
 const STORE = { endpoint: "https://minio.example.com:9000", bucket: "platform-backups", prefix: "email-platform/prod", cidrs: ["203.0.113.7/32", "198.51.100.0/28"], pathStyle: true, region: "eu-west-1" };
 const KEYS = { objectStoreAccessKeyId: "AKIDEXAMPLE", objectStoreSecretAccessKey: "wJalrXUtnFEMI-example-secret" };
-const set = { "backups.objectStore": STORE };
+// Every store on (Chroma is off in the stack files), so each store's backup is checked here.
+const set = { "backups.objectStore": STORE, "chroma.enabled": true };
 
 describe("off-cluster backup copies (backups.objectStore)", () => {
   let ev: Evaluation;
@@ -28,14 +31,15 @@ describe("off-cluster backup copies (backups.objectStore)", () => {
 
   const cronJobs = () => objectsOfKind(ev, "CronJob").filter((c) => c.metadata.name.endsWith("-backup"));
 
-  it("every backup CronJob (Postgres, Redis, MongoDB, mailboxes) dumps in an init container, then uploads", () => {
+  it("every backup CronJob (Postgres, Redis, MongoDB, ChromaDB, mailboxes) dumps in an init container, then uploads", () => {
     expect(cronJobs().map((c) => c.metadata.name).sort()).to.deep.equal([...backupCronJobs(cfg)].sort());
+    expect(cronJobs().map((c) => c.metadata.name)).to.include.members(STORES.map((s) => `${s}-backup`));
     for (const cj of cronJobs()) {
       const pod = podSpec(cj);
       const name = cj.metadata.name.replace(/-backup$/, "");
       expect(pod.initContainers.map((c: K8sObject) => c.name), name).to.deep.equal(["backup"]);
       expect(pod.containers.map((c: K8sObject) => c.name), name).to.deep.equal(["upload"]);
-      const dumpImage = name === "mailbox" ? cfg.mail.dovecot.image : cfg[name as "postgres" | "redis" | "mongo"].image;
+      const dumpImage = name === "mailbox" ? cfg.mail.dovecot.image : cfg[name as StoreName].image;
       expect(pod.initContainers[0].image).to.equal(dumpImage);
       const up = pod.containers[0];
       expect(up.image).to.equal(cfg.backups.uploader.image).and.match(/^rclone\/rclone:\d+\.\d+\.\d+$/);
@@ -76,7 +80,7 @@ describe("off-cluster backup copies (backups.objectStore)", () => {
   it("the upload script copies (never syncs) into <bucket>/<prefix>/<store>/, checks the newest file arrived, and only then prunes beyond retention", () => {
     for (const cj of cronJobs()) {
       const name = cj.metadata.name.replace(/-backup$/, "");
-      const retention = name === "mailbox" ? cfg.mail.backup.retention : cfg[name as "postgres" | "redis" | "mongo"].backup.retention;
+      const retention = name === "mailbox" ? cfg.mail.backup.retention : cfg[name as StoreName].backup.retention;
       const script: string = podSpec(cj).containers[0].command[2];
       expect(podSpec(cj).containers[0].command.slice(0, 2)).to.deep.equal(["sh", "-c"]);
       expect(script).to.include(`remote='offsite:${STORE.bucket}/${STORE.prefix}/${name}'`);

@@ -19,13 +19,18 @@ const SENTINEL_KEYS = [
 ];
 import { REQUESTED_STORAGE } from "../components/data/store";
 import { PORTS, serviceHost } from "../components/lib/ports";
-import { envOf, storeUids, sts } from "./data-helpers";
+import { envOf, storeStack, storeUids, sts } from "./data-helpers";
 import { STACKS, evaluate, evaluateStack, findObject, objectsOfKind, ok, recordOf, configOf, container, podSpec, rejection } from "./harness";
 import type { Evaluation } from "./harness";
 
-const DUMP = { postgres: /pg_dump --format=custom/, redis: /redis-cli -h "\$(REDIS_HOST|source)" -p 6379 --rdb "\$OUT"/, mongo: /mongodump .*--oplog --gzip --archive="\$OUT"/ };
+const DUMP = {
+  postgres: /pg_dump --format=custom/,
+  redis: /redis-cli -h "\$(REDIS_HOST|source)" -p 6379 --rdb "\$OUT"/,
+  mongo: /mongodump .*--oplog --gzip --archive="\$OUT"/,
+  chroma: /python3 \/opt\/chroma-backup\/chroma_export\.py --page \d+ "\$OUT"/,
+};
 
-const HOST_ENV = { postgres: "PGHOST", redis: "REDIS_HOST", mongo: "MONGO_HOST" } as const;
+const HOST_ENV = { postgres: "PGHOST", redis: "REDIS_HOST", mongo: "MONGO_HOST", chroma: "CHROMA_HOST" } as const;
 
 describe("data tier: safety", () => {
   for (const stack of STACKS) {
@@ -35,8 +40,8 @@ describe("data tier: safety", () => {
       const prod = stack === "prod";
 
       it(`StatefulSets ignore volumeClaimTemplates changes${prod ? ", and are protected and retained on delete" : ""}`, async () => {
-        const ev = ok(await evaluateStack(stack));
         for (const store of STORES) {
+          const ev = ok(await storeStack(stack, store).load());
           const { options } = recordOf(ev, "StatefulSet", store);
           expect(options.ignoreChanges, store).to.include("spec.volumeClaimTemplates");
           expect(options.protect, store).to.equal(prod);
@@ -44,12 +49,12 @@ describe("data tier: safety", () => {
           // The requested size stays visible even though the template is ignored.
           expect(sts(ev, store).metadata.annotations[REQUESTED_STORAGE]).to.match(new RegExp(`^${cfg[store].storage.size} `));
         }
-        expect(recordOf(ev, "Secret", CONNECTION_SECRET).options.protect).to.equal(prod);
+        expect(recordOf(ok(await evaluateStack(stack)), "Secret", CONNECTION_SECRET).options.protect).to.equal(prod);
       });
 
       it("store pods carry a checksum of their credentials (a rotation restarts them), which is not itself secret", async () => {
-        const ev = ok(await evaluateStack(stack));
         for (const store of STORES) {
+          const ev = ok(await storeStack(stack, store).load());
           const rec = recordOf(ev, "StatefulSet", store);
           expect(rec.inputs.spec.template.metadata.annotations["checksum/credentials"], store).to.match(/^[0-9a-f]{64}$/);
           // A hash of generated passwords reveals nothing; marked secret it would hide the whole spec in previews.
@@ -58,9 +63,10 @@ describe("data tier: safety", () => {
       });
 
       for (const store of STORES) {
+        const { cfg, load } = storeStack(stack, store);
         const b = cfg[store].backup;
         it(`${store}: backup ${b.enabled ? `CronJob at '${b.schedule}' keeping ${b.retention}` : "off"}`, async () => {
-          const ev = ok(await evaluateStack(stack));
+          const ev = ok(await load());
           const name = `${store}-backup`;
           if (!b.enabled) {
             expect(objectsOfKind(ev, "CronJob").map((c) => c.metadata.name)).not.to.include(name);
@@ -225,5 +231,5 @@ describe("data tier: safety", () => {
 });
 
 function clientPort(store: (typeof STORES)[number]): number {
-  return { postgres: PORTS.postgres.sql, redis: PORTS.redis.redis, mongo: PORTS.mongo.mongo }[store];
+  return { postgres: PORTS.postgres.sql, redis: PORTS.redis.redis, mongo: PORTS.mongo.mongo, chroma: PORTS.chroma.http }[store];
 }

@@ -1,29 +1,45 @@
 // Data tier, per stack and store: images, Services, volumes, probes, settings, security, exporters.
 import { expect } from "chai";
-import { STORES, mongoCacheSizeGB, postgresTuning } from "../config/data";
+import { STORES, enabledExporter, mongoCacheSizeGB, postgresTuning } from "../config/data";
 import { inventory } from "../config/inventory";
 import { bytes } from "../config/quantity";
 import { selectorLabels } from "../components/lib/labels";
-import { PORTS } from "../components/lib/ports";
+import { PORTS, storeMetricsPort } from "../components/lib/ports";
 import { DATA_VOLUME } from "../components/data/store";
 import { PGDATA } from "../components/data/postgres";
-import { envOf, probeCommand, storeUids, sts } from "./data-helpers";
+import { envOf, probeCommand, storeStack, storeUids, sts } from "./data-helpers";
 import { STACKS, evaluateStack, findObject, objectsOfKind, ok, configOf, container, podSpec } from "./harness";
 
-const CLIENT_PORT = { postgres: PORTS.postgres.sql, redis: PORTS.redis.redis, mongo: PORTS.mongo.mongo } as const;
+const CLIENT_PORT = { postgres: PORTS.postgres.sql, redis: PORTS.redis.redis, mongo: PORTS.mongo.mongo, chroma: PORTS.chroma.http } as const;
 
-// Seed 000 (Postgres, Redis) and seed 002 (MongoDB) production numbers.
+// Seed 000 (Postgres, Redis) and seed 002 (MongoDB, ChromaDB) production numbers.
 const SEED_PROD = {
   postgres: { size: "10Gi", cpu: ["500m", "2"], memory: ["1Gi", "4Gi"] },
   redis: { size: "5Gi", cpu: ["250m", "1"], memory: ["512Mi", "2Gi"] },
   mongo: { size: "100Gi" },
+  chroma: { size: "50Gi" },
+} as const;
+
+/** Each store's official image, pinned (Chroma to the 0.6 line: the last with built-in server authentication). */
+const OFFICIAL_IMAGE = {
+  postgres: /^postgres:\d+\.\d+(\.\d+)?-alpine$/,
+  redis: /^redis:\d+\.\d+\.\d+-alpine$/,
+  mongo: /^mongo:\d+\.\d+\.\d+$/,
+  chroma: /^chromadb\/chroma:0\.6\.\d+$/,
+} as const;
+
+/** Replicas per stack: replicated where production needs it (Postgres with Patroni, Redis with Sentinel, a MongoDB set); Chroma never replicates. */
+const REPLICAS = {
+  postgres: { dev: 1, staging: 2, prod: 3 },
+  redis: { dev: 1, staging: 3, prod: 3 },
+  mongo: { dev: 1, staging: 3, prod: 3 },
+  chroma: { dev: 1, staging: 1, prod: 1 },
 } as const;
 
 describe("data tier: seed numbers and derived settings", () => {
   it("prod matches the seeds' storage and resource tables, on the fast SSD class", async () => {
-    const ev = ok(await evaluateStack("prod"));
     for (const store of STORES) {
-      const set = sts(ev, store);
+      const set = sts(ok(await storeStack("prod", store).load()), store);
       const tpl = set.spec.volumeClaimTemplates[0].spec;
       expect(tpl.resources.requests.storage, store).to.equal(SEED_PROD[store].size);
       expect(tpl.storageClassName, store).to.equal("fast-ssd");
@@ -60,18 +76,18 @@ describe("data tier: stores", () => {
       const ns = cfg.platform.namespace;
 
       for (const store of STORES) {
+        // The stack as it is, or with the store turned on where the stack file leaves it off (Chroma).
+        const { cfg, load } = storeStack(stack, store);
         const s = cfg[store];
         // Postgres runs Patroni where it replicates (staging, prod): its image and client Service differ.
         const patroni = store === "postgres" && cfg.postgres.mode === "patroni";
         it(`${store}: pinned ${patroni ? "Percona (Patroni) image" : "official image"}, ${s.replicas} replica(s), headless + client Services`, async () => {
-          const ev = ok(await evaluateStack(stack));
+          const ev = ok(await load());
           const set = sts(ev, store);
           expect(set.metadata.namespace).to.equal(ns);
-          const official = new RegExp(`^${store}:\\d+\\.\\d+(\\.\\d+)?(-alpine)?$`);
-          expect(container(set, store).image).to.equal(s.image).and.match(patroni ? /^percona\/percona-distribution-postgresql:16\.\d+-\d+$/ : official);
+          expect(container(set, store).image).to.equal(s.image).and.match(patroni ? /^percona\/percona-distribution-postgresql:16\.\d+-\d+$/ : OFFICIAL_IMAGE[store]);
           expect(set.spec.replicas).to.equal(s.replicas);
-          // Replicated where production needs it: Postgres 1/2/3 (Patroni), Redis and MongoDB 1/3/3.
-          expect(s.replicas).to.equal(store === "postgres" ? { dev: 1, staging: 2, prod: 3 }[stack] : { dev: 1, staging: 3, prod: 3 }[stack]);
+          expect(s.replicas).to.equal(REPLICAS[store][stack]);
           const selector = selectorLabels(cfg, { name: store, component: store });
           expect(set.spec.selector.matchLabels).to.deep.equal(selector);
           expect(set.spec.template.metadata.labels).to.include(selector);
@@ -94,7 +110,7 @@ describe("data tier: stores", () => {
         });
 
         it(`${store}: data volume ${s.storage.size} on ${s.storage.storageClass ?? "the default class"}, retained on delete and scale-down`, async () => {
-          const set = sts(ok(await evaluateStack(stack)), store);
+          const set = sts(ok(await load()), store);
           expect(set.spec.persistentVolumeClaimRetentionPolicy).to.deep.equal({ whenDeleted: "Retain", whenScaled: "Retain" });
           const [tpl] = set.spec.volumeClaimTemplates;
           expect(tpl.metadata.name).to.equal(DATA_VOLUME);
@@ -104,8 +120,8 @@ describe("data tier: stores", () => {
           expect(container(set, store).volumeMounts.map((m: { name: string }) => m.name)).to.include(DATA_VOLUME);
         });
 
-        it(`${store}: restricted Pod Security as the image's own uid, resources from config`, async () => {
-          const set = sts(ok(await evaluateStack(stack)), store);
+        it(`${store}: restricted Pod Security as the image's own uid (Chroma's image has none: a fixed one), resources from config`, async () => {
+          const set = sts(ok(await load()), store);
           const pod = podSpec(set);
           const ids = storeUids(cfg, store);
           expect(pod.securityContext).to.include({ runAsNonRoot: true, runAsUser: ids.uid, runAsGroup: ids.gid, fsGroup: ids.gid });
@@ -119,28 +135,31 @@ describe("data tier: stores", () => {
           expect(container(set, store).resources).to.deep.equal(s.resources);
         });
 
-        it(`${store}: exporter sidecar ${s.exporter.enabled ? "on a named metrics port" : "off"}`, async () => {
-          const ev = ok(await evaluateStack(stack));
+        const exporterConfig = enabledExporter(s);
+        it(`${store}: exporter sidecar ${exporterConfig ? "on a named metrics port" : "off"}`, async () => {
+          const ev = ok(await load());
           const set = sts(ev, store);
           const names = podSpec(set).containers.map((c: { name: string }) => c.name);
           const group = inventory(cfg).find((g) => g.name === store)!;
           const client = findObject(ev, "Service", store, ns);
           // The inventory (quota sizing) counts exactly the containers the pod runs.
           expect(group.containers).to.deep.equal(podSpec(set).containers.map((c: { resources: unknown }) => c.resources));
-          if (!s.exporter.enabled) {
+          if (!exporterConfig) {
             expect(names).not.to.include("exporter");
             expect(group.metricsPort).to.equal(undefined);
             expect(client.spec.ports.map((p: { name: string }) => p.name)).not.to.include("metrics");
             return;
           }
           const exporter = container(set, "exporter");
-          expect(exporter.image).to.equal(s.exporter.image).and.match(/:v?\d+\.\d+\.\d+$/);
-          expect(exporter.ports).to.deep.equal([{ name: "metrics", containerPort: PORTS[store].metrics, protocol: "TCP" }]);
-          expect(exporter.resources).to.deep.equal(s.exporter.resources);
-          expect(group.metricsPort).to.equal(PORTS[store].metrics);
+          const metricsPort = storeMetricsPort(store);
+          expect(metricsPort).to.be.a("number");
+          expect(exporter.image).to.equal(exporterConfig.image).and.match(/:v?\d+\.\d+\.\d+$/);
+          expect(exporter.ports).to.deep.equal([{ name: "metrics", containerPort: metricsPort, protocol: "TCP" }]);
+          expect(exporter.resources).to.deep.equal(exporterConfig.resources);
+          expect(group.metricsPort).to.equal(metricsPort);
           // Patroni's client Service reaches the leader only: every member is scraped through the headless one.
           const scraped = patroni ? findObject(ev, "Service", `${store}-headless`, ns) : client;
-          expect(scraped.spec.ports).to.deep.include({ name: "metrics", port: PORTS[store].metrics, targetPort: "metrics", protocol: "TCP" });
+          expect(scraped.spec.ports).to.deep.include({ name: "metrics", port: metricsPort, targetPort: "metrics", protocol: "TCP" });
           // Exporter credentials only through secretKeyRef.
           for (const v of Object.values(envOf(exporter))) if (typeof v !== "string") expect(v.secret).to.equal(`${store}-credentials`);
         });

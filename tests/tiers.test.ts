@@ -29,6 +29,8 @@ const TIERS: Record<string, Tier> = {
   postgres: { set: { "postgres.enabled": false }, names: /\b(postgres|postgres-backup|DATABASE_URL|DB_(HOST|PORT|NAME|USER|PASSWORD)|POSTGRES\w*|pg_\w+)\b/ },
   // Celery needs its broker: without Redis the workers go too (a config error otherwise).
   redis: { set: { "redis.enabled": false, "workers.enabled": false }, names: /\b(redis|REDIS\w*|CELERY_\w+|redis_\w+)\b/ },
+  // Off in every stack file already: the stack as it is must carry nothing of Chroma's.
+  chroma: { set: { "chroma.enabled": false }, names: /\b(chroma|chroma-[a-z-]+|CHROMA_\w+)\b/ },
   jaeger: { set: { "jaeger.enabled": false }, names: /\b(jaeger|jaeger-[a-z-]+|OTEL_\w+)\b/ },
   services: { set: { "services.api.enabled": false }, names: /\b(api|api-config|api-lb)\b/ },
   // A static frontend entry that is switched off leaves nothing either.

@@ -242,6 +242,37 @@ describe("verify: the smoke scripts print one line per check (run locally agains
     }
   });
 
+  it("chroma check (python, stdlib): ok when the heartbeat answers and the token is accepted, FAIL with the step otherwise", async () => {
+    const token = "chroma-token-in-the-secret";
+    const seen: string[] = [];
+    const chroma = http.createServer((req, res) => {
+      seen.push(`${req.url} ${req.headers.authorization ?? "-"}`);
+      const authorized = req.headers.authorization === `Bearer ${token}`;
+      res.statusCode = req.url === "/api/v2/heartbeat" ? 200 : req.url === "/api/v2/tenants/default_tenant" ? (authorized ? 200 : 401) : 404;
+      res.end(res.statusCode === 200 ? '{"name": "default_tenant"}' : '{"error": "Unauthorized"}');
+    });
+    const port = await new Promise<number>((r) => chroma.listen(0, "127.0.0.1", () => r((chroma.address() as net.AddressInfo).port)));
+    // Asynchronously: the stand-in server answers from this process.
+    const check = (env: Record<string, string>) =>
+      new Promise<{ code: number | null; out: string }>((resolve) => {
+        const p = spawn("/bin/sh", [path.join(dir, "chroma.sh")], { env: { PATH: `${dir}/bin:${process.env.PATH}`, SMOKE_RETRY_SECONDS: "0", CHECK: "chroma", CHROMA_HOST: "127.0.0.1", CHROMA_PORT: String(port), ...env } });
+        let out = "";
+        p.stdout.on("data", (d) => (out += d));
+        p.on("close", (code) => resolve({ code, out }));
+      });
+    try {
+      expect(await check({ CHROMA_AUTH_TOKEN: token })).to.deep.equal({ code: 0, out: "ok chroma\n" });
+      // The heartbeat without a token, the tenant with it.
+      expect(seen).to.deep.equal(["/api/v2/heartbeat -", `/api/v2/tenants/default_tenant Bearer ${token}`]);
+      expect(await check({ CHROMA_AUTH_TOKEN: "a-wrong-token" })).to.deep.equal({ code: 1, out: "FAIL chroma: call with the token: HTTPError: HTTP Error 401: Unauthorized\n" });
+      const down = await check({ CHROMA_AUTH_TOKEN: token, CHROMA_PORT: String(await freePort()) });
+      expect(down.code).to.equal(1);
+      expect(down.out).to.match(/^FAIL chroma: heartbeat: URLError: .*refused/);
+    } finally {
+      chroma.close();
+    }
+  });
+
   it("network checks run SMOKE_CONCURRENCY at a time, never more, never one by one", async () => {
     let inFlight = 0;
     let most = 0;

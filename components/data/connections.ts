@@ -1,5 +1,5 @@
 // The app-facing connection settings: one Secret (`app-connections`) with a key per setting the
-// API and workers read, built from the generated credentials and the stores' Service DNS names.
+// services and workers read, built from the generated credentials and the stores' Service DNS names.
 // Only enabled stores contribute keys. The app tier maps each key with secretKeyRef.
 import * as pulumi from "@pulumi/pulumi";
 import { STORES } from "../../config/data";
@@ -28,6 +28,25 @@ export const CONNECTION_KEYS = {
   postgres: ["DATABASE_URL", "DB_HOST", "DB_PORT", "DB_NAME"],
   redis: ["REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"],
   mongo: ["MONGODB_URI"],
+  // Host, port and URL for any client, the bearer token, and the stock Python client's own settings
+  // (it reads CHROMA_CLIENT_AUTH_* from the environment, so chromadb.HttpClient(host, port) authenticates).
+  chroma: [
+    "CHROMA_HOST",
+    "CHROMA_PORT",
+    "CHROMA_URL",
+    "CHROMA_AUTH_TOKEN",
+    "CHROMA_CLIENT_AUTH_PROVIDER",
+    "CHROMA_CLIENT_AUTH_CREDENTIALS",
+    "CHROMA_AUTH_TOKEN_TRANSPORT_HEADER",
+  ],
+} as const;
+
+/** Chroma 0.6's token authentication, server and client side (chromadb/auth/token_authn). */
+export const CHROMA_AUTH = {
+  serverProvider: "chromadb.auth.token_authn.TokenAuthenticationServerProvider",
+  clientProvider: "chromadb.auth.token_authn.TokenAuthClientProvider",
+  /** The token travels as `Authorization: Bearer <token>`. */
+  header: "Authorization",
 } as const;
 
 /**
@@ -137,6 +156,17 @@ export function connectionData(cfg: PlatformConfig, hosts: StoreHosts, values: G
     const members = mongoMembers(cfg).join(",");
     const set = e(cfg.mongo.settings.replicaSetName);
     out.MONGODB_URI = pulumi.interpolate`mongodb://${e(cfg.secrets.mongoUser)}:${password.apply(e)}@${members}/${db}?authSource=${db}&replicaSet=${set}`;
+  }
+  if (cfg.chroma.enabled) {
+    const host = pulumi.output(hostOf("chroma"));
+    const token = need(values.chromaToken, "the Chroma token");
+    out.CHROMA_HOST = host;
+    out.CHROMA_PORT = pulumi.output(String(PORTS.chroma.http));
+    out.CHROMA_URL = pulumi.interpolate`http://${host}:${PORTS.chroma.http}`;
+    out.CHROMA_AUTH_TOKEN = token;
+    out.CHROMA_CLIENT_AUTH_PROVIDER = pulumi.output(CHROMA_AUTH.clientProvider);
+    out.CHROMA_CLIENT_AUTH_CREDENTIALS = token;
+    out.CHROMA_AUTH_TOKEN_TRANSPORT_HEADER = pulumi.output(CHROMA_AUTH.header);
   }
   // Every value a Pulumi secret, host names included: the Secret's inputs stay encrypted in state.
   return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, pulumi.secret(v)]));

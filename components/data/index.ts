@@ -1,8 +1,9 @@
-// The data tier: Postgres, Redis and MongoDB, each its own component, plus the connection Secret
+// The data tier: Postgres, Redis, MongoDB and ChromaDB, each its own component, plus the connection Secret
 // the API and workers read, and the object store's credentials for the stores that upload to it.
 // See docs/data.md.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { STORES } from "../../config/data";
 import type { PlatformConfig } from "../../config/schema";
 import { declareEgress } from "../lib/egress";
 import type { DependencyGraph } from "../lib/graph";
@@ -10,6 +11,7 @@ import { platformLabels } from "../lib/labels";
 import { checksum } from "../lib/pod";
 import type { GeneratedSecrets, SecretRef } from "../secrets";
 import { offsiteFor } from "./backup";
+import { Chroma } from "./chroma";
 import type { StoreComponentArgs } from "./common";
 import { CONNECTION_SECRET, connectionData, connectionKeys } from "./connections";
 import { Mongo } from "./mongo";
@@ -33,6 +35,7 @@ export class DataTier extends pulumi.ComponentResource {
   readonly postgres?: Postgres;
   readonly redis?: Redis;
   readonly mongo?: Mongo;
+  readonly chroma?: Chroma;
   /** `app-connections` and its keys, for the app tier's secretKeyRefs; undefined when no store is on. */
   readonly connections?: SecretRef;
   /** Stack outputs: each enabled store's host and port. */
@@ -45,7 +48,7 @@ export class DataTier extends pulumi.ComponentResource {
     const cfg = args.config;
     // One object-store credentials Secret in the namespace, for every dump copy and for Postgres'
     // WAL archive, base backups and restores.
-    const anyBackup = (["postgres", "redis", "mongo"] as const).some((s) => cfg[s].enabled && cfg[s].backup.enabled);
+    const anyBackup = STORES.some((s) => cfg[s].enabled && cfg[s].backup.enabled);
     const pgArchive = cfg.postgres.enabled && cfg.postgres.mode === "patroni" && (cfg.postgres.archive.enabled || cfg.postgres.restore !== undefined);
     const offsite = offsiteFor(this, "object-store-credentials", cfg, args.namespace, args.secret, anyBackup || pgArchive);
     this.objectStoreCredentials = offsite?.credentials;
@@ -65,17 +68,17 @@ export class DataTier extends pulumi.ComponentResource {
     }
     if (cfg.redis.enabled) this.redis = new Redis("redis", creds(args.secrets.redis, "redis", [v.redisPassword, v.redisSentinelPassword]), child);
     if (cfg.mongo.enabled) this.mongo = new Mongo("mongo", creds(args.secrets.mongo, "mongo", [v.mongoRootPassword, v.mongoAppPassword, v.mongoKeyfile]), child);
-    // Stores reach outside the cluster only where their config declares it.
-    if (this.postgres && pg.mode !== "external") declareEgress(args.graph, "postgres", pg.egress);
-    if (this.redis) declareEgress(args.graph, "redis", cfg.redis.egress);
-    if (this.mongo) declareEgress(args.graph, "mongo", cfg.mongo.egress);
-    for (const [key, s] of Object.entries({ postgres: this.postgres, redis: this.redis, mongo: this.mongo })) {
+    if (cfg.chroma.enabled) this.chroma = new Chroma("chroma", creds(args.secrets.chroma, "chroma", [v.chromaToken]), child);
+    const stores = { postgres: this.postgres, redis: this.redis, mongo: this.mongo, chroma: this.chroma };
+    // Stores reach outside the cluster only where their config declares it (a managed Postgres runs no pod here).
+    for (const store of STORES) if (stores[store] && !(store === "postgres" && pg.mode === "external")) declareEgress(args.graph, store, cfg[store].egress);
+    for (const [key, s] of Object.entries(stores)) {
       // Service name and port (the namespace is its own output): the full host also sits in a Secret.
       if (s) this.outputs[key] = pulumi.interpolate`${s.service}:${s.port}`;
     }
 
-    if (this.postgres || this.redis || this.mongo) {
-      const data = connectionData(cfg, { postgres: this.postgres?.host, redis: this.redis?.host, mongo: this.mongo?.host }, args.secrets.values);
+    if (Object.values(stores).some((s) => s !== undefined)) {
+      const data = connectionData(cfg, Object.fromEntries(Object.entries(stores).map(([k, s]) => [k, s?.host])), args.secrets.values);
       const keys = connectionKeys(cfg);
       if (keys.join() !== Object.keys(data).join()) throw new Error(`app-connections keys drifted: ${Object.keys(data).join()} vs ${keys.join()}`);
       const secret = new k8s.core.v1.Secret(

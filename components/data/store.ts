@@ -5,13 +5,14 @@
 // antiAffinity is "preferred"; over zones) and a PDB lets a drain take one at a time.
 import * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
+import { antiAffinityOf, enabledExporter } from "../../config/data";
 import type { StoreConfig, StoreName } from "../../config/data";
 import type { PlatformConfig } from "../../config/schema";
 import { pdbSpec } from "../lib/availability";
 import { labels, selectorLabels } from "../lib/labels";
 import { restrictedContainer, restrictedPod, scratchVolume, spread, tcpProbe } from "../lib/pod";
 import { scheduled } from "../lib/scheduling";
-import { PORTS } from "../lib/ports";
+import { storeMetricsPort } from "../lib/ports";
 
 type Container = k8s.types.input.core.v1.Container;
 type Volume = k8s.types.input.core.v1.Volume;
@@ -118,8 +119,12 @@ export function createStore(parent: pulumi.Resource, a: StoreArgs): StoreObjects
   const selector = selectorLabels(cfg, { name, component: a.component });
   const podLabels = labels(cfg, { name, component: a.component, image: store.image });
   const objLabels = labels(cfg, { name, component: a.component });
-  const exporter = a.exporter && store.exporter.enabled;
-  const metrics = { name: "metrics", port: PORTS[name].metrics, targetPort: "metrics", protocol: "TCP" };
+  // The sidecar runs when the component brings one and the store's config turns it on.
+  const exporterConfig = a.exporter ? enabledExporter(store) : undefined;
+  const exporter = exporterConfig !== undefined;
+  const metricsPort = exporter ? storeMetricsPort(name) : 0;
+  if (metricsPort === undefined) throw new Error(`${name}: an exporter is enabled but the store has no metrics port (components/lib/ports.ts)`);
+  const metrics = { name: "metrics", port: metricsPort, targetPort: "metrics", protocol: "TCP" };
   const svcPort = (p: { name: string; number: number }) => ({ name: p.name, port: p.number, targetPort: p.name, protocol: "TCP" });
   const clientPorts = (a.clientPorts ?? [a.port]).map(svcPort);
   const storeEndpoints = a.clientEndpoints === "store";
@@ -159,14 +164,14 @@ export function createStore(parent: pulumi.Resource, a: StoreArgs): StoreObjects
     },
   ];
   containers.push(...(a.sidecars ?? []));
-  if (exporter && a.exporter) {
+  if (exporterConfig && a.exporter) {
     containers.push({
       livenessProbe: tcpProbe("metrics", { periodSeconds: 20 }),
       ...a.exporter,
       name: "exporter",
-      image: store.exporter.image,
-      ports: [{ name: "metrics", containerPort: PORTS[name].metrics, protocol: "TCP" }],
-      resources: store.exporter.resources,
+      image: exporterConfig.image,
+      ports: [{ name: "metrics", containerPort: metricsPort, protocol: "TCP" }],
+      resources: exporterConfig.resources,
       securityContext: restrictedContainer({ readOnlyRootFilesystem: true }),
     });
   }
@@ -197,7 +202,7 @@ export function createStore(parent: pulumi.Resource, a: StoreArgs): StoreObjects
             enableServiceLinks: false,
             securityContext: restrictedPod({ uid: store.runAs.uid, gid: store.runAs.gid, fsGroup: store.runAs.gid }),
             terminationGracePeriodSeconds: a.terminationGracePeriodSeconds,
-            ...storeAffinity(selector, store.replicas, store.antiAffinity, cfg.environment === "prod" ? "required" : "preferred"),
+            ...storeAffinity(selector, store.replicas, antiAffinityOf(store), cfg.environment === "prod" ? "required" : "preferred"),
             ...(a.initContainers?.length ? { initContainers: a.initContainers } : {}),
             containers,
             volumes: a.volumes,

@@ -23,7 +23,7 @@ export interface AppEnvSources {
   app: KeyedSecret;
   /** secrets.external (third-party API keys), when configured. */
   external?: KeyedSecret;
-  /** The data tier's `app-connections` Secret (DATABASE_URL, REDIS_URL, CELERY_BROKER_URL, MONGODB_URI, ...). */
+  /** The data tier's `app-connections` Secret (DATABASE_URL, REDIS_URL, CELERY_BROKER_URL, MONGODB_URI, CHROMA_URL, ...). */
   connections?: KeyedSecret;
   /** The mail tier's `mail-submission` Secret: where and as whom the app submits mail. */
   mail?: KeyedSecret;
@@ -36,6 +36,7 @@ export function keyOwner(key: string): Dependency | undefined {
   if (/^(DATABASE_URL|DB_|POSTGRES)/.test(key)) return "postgres";
   if (/^(REDIS|CELERY_)/.test(key)) return "redis";
   if (/^MONGO/.test(key)) return "mongo";
+  if (/^CHROMA_/.test(key)) return "chroma";
   if (/^SMTP_/.test(key)) return "mail";
   return undefined;
 }
@@ -96,6 +97,9 @@ export function connectDependencies(cfg: PlatformConfig, graph: DependencyGraph,
         break;
       case "mongo":
         graph.connect(from, "mongo", [PORTS.mongo.mongo], `${from} uses MongoDB`);
+        break;
+      case "chroma":
+        graph.connect(from, "chroma", [PORTS.chroma.http], `${from} uses ChromaDB (HTTP API)`);
         break;
       case "jaeger":
         graph.connect(from, "jaeger", [PORTS.jaeger.otlpGrpc, PORTS.jaeger.otlpHttp], `${from} sends traces (OTLP)`);

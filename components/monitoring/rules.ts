@@ -4,6 +4,7 @@
 // mongodb_exporter, postfix_exporter, Dovecot's stats endpoint, the blackbox exporter's mail probes
 // and cert-manager (see docs/observability.md).
 import { cronMaxGapSeconds } from "../../config/cron";
+import { STORES } from "../../config/data";
 import { celeryQueues } from "../../config/workers";
 import type { PlatformConfig } from "../../config/schema";
 import { publicIngressPattern, tlsSecretName } from "../edge";
@@ -153,7 +154,7 @@ export function alertGroups(cfg: PlatformConfig): RuleGroup[] {
 
   // Seeds 003 and 004: a StatefulSet (a store, Postfix, Dovecot) short of ready replicas, and an
   // app Service nothing answers behind (the mail Services have their own alerts, MailSMTPDown ...).
-  if ((["postgres", "redis", "mongo", "mail"] as const).some((tier) => cfg[tier].enabled)) {
+  if ([...STORES, "mail" as const].some((tier) => cfg[tier].enabled)) {
     workloads.rules.push(
       alert(
         "StatefulSetReplicasNotReady",
@@ -441,7 +442,7 @@ function mailAlerts(cfg: PlatformConfig): Alert[] {
 
 /** Names of the backup CronJobs the config creates, in every namespace. */
 export function backupCronJobs(cfg: PlatformConfig): string[] {
-  const stores = (["postgres", "redis", "mongo"] as const).filter((store) => cfg[store].enabled && cfg[store].backup.enabled).map((store) => `${store}-backup`);
+  const stores = STORES.filter((store) => cfg[store].enabled && cfg[store].backup.enabled).map((store) => `${store}-backup`);
   return [...stores, ...(cfg.mail.enabled && cfg.mail.backup.enabled ? ["mailbox-backup"] : [])];
 }
 

@@ -4,11 +4,12 @@
 // claims), env is resolved (secretKeyRef, configMapKeyRef, fieldRef, envFrom, $(VAR)), security
 // contexts become uid/gid/groups/capabilities/no_new_privs/read-only root, and the image's
 // entrypoint is emulated by its shim (images.ts). Probes run as the kubelet runs them.
-import { execFileSync, spawnSync } from "child_process";
+import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import type { EvaluateOptions, Evaluation, K8sObject } from "../../harness";
-import { ROOT, evaluate, k8sObjects } from "../../harness";
+import { evaluate, k8sObjects } from "../../harness";
+import { docJobs, jobFromCronJob } from "../../docjobs";
 import { realMocks } from "./real-mocks";
 import { shimFor } from "./images";
 import type { Container, ContainerSpec, Mount, Pod, Sandbox } from "./sandbox";
@@ -388,19 +389,11 @@ export async function runJob(sb: Sandbox, ev: Evaluation, obj: K8sObject, podNam
   return { ...running, codes, output };
 }
 
-/** Every `kubectl create job --from=cronjob/<cronjob> <job> ... | jq '<program>'` of a doc, by job name. */
-export function docJobs(doc: string): Map<string, { cronJob: string; program: string }> {
-  const text = fs.readFileSync(path.join(ROOT, "docs", doc), "utf8").replace(/\\\n\s*/g, " ");
-  const out = new Map<string, { cronJob: string; program: string }>();
-  for (const m of text.matchAll(/create job --from=cronjob\/([\w-]+) ([\w-]+) [^|]*\|\s*jq '([^']*)'/g)) out.set(m[2], { cronJob: m[1], program: m[3] });
-  return out;
-}
+export { docJobs };
 
 /** `kubectl create job --from=cronjob/<name> <job> -o json | jq <program>`: the Job the docs apply. */
 export function docJob(ev: Evaluation, doc: string, job: string): K8sObject {
   const found = docJobs(doc).get(job);
   if (!found) throw new Error(`docs/${doc} has no "create job ... ${job} ... | jq" command`);
-  const cron = object(ev, "CronJob", found.cronJob);
-  const created = { apiVersion: "batch/v1", kind: "Job", metadata: { name: job, namespace: cron.metadata.namespace, labels: cron.spec.jobTemplate.metadata?.labels }, spec: cron.spec.jobTemplate.spec };
-  return JSON.parse(execFileSync("jq", [found.program], { input: JSON.stringify(created), encoding: "utf8" }));
+  return jobFromCronJob(object(ev, "CronJob", found.cronJob), job, found.program);
 }
