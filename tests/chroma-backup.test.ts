@@ -16,6 +16,7 @@ import { storeStack } from "./data-helpers";
 import { docJobs, jobFromCronJob } from "./docjobs";
 import type { Evaluation, K8sObject } from "./harness";
 import { ROOT, evaluate, findObject, ok, podSpec } from "./harness";
+import { requireTools } from "./tools";
 
 const STANDIN = path.join(ROOT, "tests", "chroma-standin");
 const ADDRESS = { host: "chroma", port: "8000" };
@@ -99,7 +100,7 @@ describe("chroma backup and restore scripts (python3, against a stand-in of the 
   };
 
   before(function () {
-    if (spawnSync("python3", ["-c", "import sys"]).status !== 0) this.skip();
+    requireTools("python3");
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "chroma-backup-"));
     fs.mkdirSync(path.join(dir, "scripts"));
     for (const [name, text] of Object.entries(CHROMA_BACKUP_SCRIPTS)) fs.writeFileSync(path.join(dir, "scripts", name), text);
@@ -234,7 +235,7 @@ describe("chroma backup as deployed: the CronJob's backup container, then docs/d
   let root: string;
   let ev: Evaluation;
   before(async function () {
-    if (spawnSync("python3", ["-c", "import sys"]).status !== 0 || spawnSync("jq", ["--version"]).status !== 0) this.skip();
+    requireTools("python3", "jq");
     root = fs.mkdtempSync(path.join(os.tmpdir(), "chroma-job-"));
     ev = ok(await storeStack("staging", "chroma").load());
   });

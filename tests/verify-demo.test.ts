@@ -14,6 +14,7 @@ import { SMOKE_PATH, SMOKE_SCRIPTS } from "../components/smoke-scripts";
 import { pingCommand } from "../components/workers";
 import type { Evaluation, K8sObject } from "./harness";
 import { configOf, evaluate, evaluateStack, findObject, objectsOfKind, ok } from "./harness";
+import { requireTools } from "./tools";
 
 describe("verify: dev converges with public demo images", () => {
   let ev: Evaluation;
@@ -66,7 +67,7 @@ describe("verify: dev converges with public demo images", () => {
     expect(c.volumeMounts.find((m: K8sObject) => m.name === "demo")).to.include({ mountPath: "/opt/demo", readOnly: true });
     const server: string = findObject(ev, "ConfigMap", "api-demo").data["server.py"];
 
-    if (spawnSync("python3", ["--version"]).status !== 0) return this.skip();
+    requireTools("python3");
     // Same script, same env; free local ports stand in for 5000/8080/9090.
     const [httpPort, healthPort, metricsPort] = await Promise.all([freePort(), freePort(), freePort()]);
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "demo-")), "server.py");
@@ -103,7 +104,7 @@ describe("verify: dev converges with public demo images", () => {
     // Nested module paths get their packages.
     expect(Object.keys(demoCelery("proj.tasks:app", "q").data).sort()).to.deep.equal(["proj.__init__.py", "proj.tasks.py"]);
 
-    if (spawnSync("python3", ["--version"]).status !== 0) return this.skip();
+    requireTools("python3");
     // Import the module as celery would (`-A app.celery`), against a stand-in `celery` package.
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "celery-demo-"));
     for (const item of vol.configMap.items) {
@@ -157,7 +158,7 @@ describe("verify: the smoke scripts print one line per check (run locally agains
     spawnSync("/bin/sh", [path.join(dir, file)], { env: { PATH: `${dir}/bin:/usr/bin:/bin`, SMOKE_RETRY_SECONDS: "0", ...env }, encoding: "utf8" });
   let dir: string;
   before(function () {
-    if (spawnSync("python3", ["--version"]).status !== 0) this.skip();
+    requireTools("python3");
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "smoke-"));
     fs.mkdirSync(path.join(dir, "bin"));
     // The scripts as mounted, with /opt/smoke pointing here.

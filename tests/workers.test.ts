@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { execFileSync, spawnSync } from "child_process";
+import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -10,6 +10,7 @@ import { assertRestricted, envNamed, redisPortsFor, selects } from "./apphelpers
 import { validateObject } from "./checks";
 import { evaluate, evaluateStack, findObject, objectsOfKind, ok, recordOf, STACKS, configOf, container, podSpec, rejection } from "./harness";
 import type { Evaluation, K8sObject } from "./harness";
+import { requireTools } from "./tools";
 
 function egressTargets(ev: Evaluation, workload: string): Record<string, number[]> {
   const policy = findObject(ev, "NetworkPolicy", `allow-${workload}`);
@@ -249,7 +250,7 @@ describe("Celery on Redis Sentinel: the demo app and Flower read the transport o
   });
 
   it("the demo app and flower_app turn the JSON env into broker and result-backend transport options (run with a stand-in celery package)", function () {
-    if (spawnSync("python3", ["--version"]).status !== 0) return this.skip();
+    requireTools("python3");
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "celery-options-"));
     fs.mkdirSync(path.join(dir, "celery"));
     // Records what the app configures, however it sets it (constructor, conf.update, attributes).
