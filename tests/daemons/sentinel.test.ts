@@ -113,6 +113,15 @@ describe(`sentinel: ${versionOf(r.image)}, Celery from Debian's python3-celery`,
       client.exec(["/usr/bin/python3", path.join(CLIENTS, "celery_failover.py"), "produce", String(first), String(count), String(interval), acked()], { env, timeoutMs: 120_000 });
     const ackedNumbers = () => fs.readFileSync(acked(), "utf8").trim().split("\n").map((l) => l.split(" ").map(Number) as [number, number]);
     const executed = () => new Set(fs.existsSync(recorded()) ? fs.readFileSync(recorded(), "utf8").trim().split("\n").map(Number) : []);
+    /** Waits for tasks to run; fails at once, with its log, when the worker has exited (nothing would run them). */
+    const ran = <T>(what: string, check: () => T | undefined | false, timeoutMs: number) =>
+      Promise.race([
+        waitFor(what, check, timeoutMs),
+        worker.exited.then((code) => {
+          throw new Error(`the Celery worker exited (${code}) while waiting for ${what}:\n${worker.tail(30)}`);
+        }),
+      ]);
+    const reconnects = () => worker.log.filter((l) => /consumer: (Connection to broker lost|Cannot connect to)/.test(l)).length;
 
     before(async () => {
       work = path.join(ctx.sb.dir, "celery");
@@ -148,7 +157,27 @@ describe(`sentinel: ${versionOf(r.image)}, Celery from Debian's python3-celery`,
     it("runs tasks sent before the failover", async () => {
       const out = await produce(1, 200, 0);
       expect(out.code, out.stderr).to.equal(0);
-      await waitFor("the first 200 tasks to run", () => [...Array(200).keys()].every((i) => executed().has(i + 1)), 30_000);
+      await ran("the first 200 tasks to run", () => [...Array(200).keys()].every((i) => executed().has(i + 1)), 30_000);
+    });
+
+    it("keeps the worker through a master that refuses writes for want of replicas (NOREPLICAS, as a new master does until its replicas attach): it reconnects, tasks sent meanwhile run", async () => {
+      // Stands in for the moment after a promotion: asking for more good replicas than the master has
+      // makes it answer every write (BRPOP included) with NOREPLICAS, as the rendered setting does then.
+      const minReplicas = (n: number) => cli(members[master].pod, ["config", "set", "min-replicas-to-write", String(n)], password);
+      expect((await minReplicas(r.replicas)).stdout.trim()).to.equal("OK");
+      const reconnectsBefore = reconnects();
+      const during = produce(5_000, 50, 0.02);
+      try {
+        await worker.waitLog(/Not enough good replicas/, 10_000);
+        await new Promise((res) => setTimeout(res, 3000));
+        expect(worker.running, worker.tail(30)).to.equal(true);
+      } finally {
+        expect((await minReplicas(r.settings.minReplicasToWrite)).stdout.trim()).to.equal("OK");
+      }
+      const p = await during;
+      expect(p.code, p.stderr).to.equal(0);
+      await ran("the tasks sent while the master refused writes to run", () => [...Array(50).keys()].every((i) => executed().has(5_000 + i)), 30_000);
+      console.log(`      measured: the worker tried ${reconnects() - reconnectsBefore} reconnects before the master took writes again; ${JSON.parse(p.stdout.trim().split("\n").pop()!).publish_failures} refused publish attempts retried`);
     });
 
     it(`kills the master: a new master within down-after + failover-timeout (${(r.sentinel.downAfterMilliseconds + r.sentinel.failoverTimeoutMilliseconds) / 1000} s), every task sent before and after runs, acknowledged tasks lost only within min-replicas-max-lag`, async () => {
@@ -181,7 +210,9 @@ describe(`sentinel: ${versionOf(r.image)}, Celery from Debian's python3-celery`,
       const wanted = (lo: number, hi: number) => all.filter(([n]) => n >= lo && n < hi).map(([n]) => n);
       // Every task acknowledged before the kill or after the failover must run; those acknowledged
       // around the kill may be lost only if acknowledged in the last min-replicas-max-lag seconds.
-      await waitFor("every task sent before and after the failover to run", () => [...wanted(1, 201), ...wanted(20_000, 20_200)].every((n) => executed().has(n)), 60_000).catch(() => undefined);
+      await ran("every task sent before and after the failover to run", () => [...wanted(1, 201), ...wanted(20_000, 20_200)].every((n) => executed().has(n)), 60_000).catch((e: Error) => {
+        if (!worker.running) throw e;
+      });
       await new Promise((res) => setTimeout(res, 3000));
       const done = executed();
       const lostBefore = wanted(1, 201).filter((n) => !done.has(n));
@@ -201,7 +232,7 @@ describe(`sentinel: ${versionOf(r.image)}, Celery from Debian's python3-celery`,
       master = newMaster;
     });
 
-    it("restarts the killed member as a replica of the new master: its start script asks the Sentinels", async () => {
+    it("restarts the killed member as a replica of the new master: its start script asks the Sentinels, and every Sentinel knows it again", async () => {
       const old = [...members.keys()].find((i) => !members[i].containers.redis.running)!;
       members[old] = await startPod(ctx.sb, ev, sts, { ordinal: old, pod: members[old].pod, skip: ["exporter"] });
       await waitReady(members[old], "redis", 30_000);
@@ -216,6 +247,16 @@ describe(`sentinel: ${versionOf(r.image)}, Celery from Debian's python3-celery`,
         return x.ip === host(master) && Number(x["num-other-sentinels"]) === r.replicas - 1 ? x : undefined;
       }, 30_000);
       expect(m.flags).to.equal("master");
+      // Rejoined means every Sentinel knows every replica again, as before the first failover. A new
+      // Sentinel learns them from the master's INFO, every 10 s: one that leads a failover before then
+      // leaves the replica it does not know following the lost master until another Sentinel fixes
+      // it (20 s later in the run that showed it), and the new master refuses writes meanwhile.
+      for (let i = 0; i < r.replicas; i++) {
+        await waitFor(`sentinel ${i} to know every replica of ${host(master)}`, async () => {
+          const x = await sentinelMaster(i);
+          return x.ip === host(master) && Number(x["num-slaves"]) === r.replicas - 1 && Number(x["num-other-sentinels"]) === r.replicas - 1;
+        }, 30_000);
+      }
     });
 
     it("cuts the master off (its node unreachable, no TCP reset): a new master, tasks run again within twice the failover budget, none lost", async () => {
@@ -237,7 +278,7 @@ describe(`sentinel: ${versionOf(r.image)}, Celery from Debian's python3-celery`,
       const after = await produce(50_000, 100, 0);
       expect(after.code, after.stderr).to.equal(0);
       const want = ackedNumbers().filter(([n]) => n >= 50_000).map(([n]) => n);
-      const ranAfter = await waitFor("the tasks sent after the partition to run", () => want.every((n) => executed().has(n)) && Date.now() / 1000 - cutAt, 120_000);
+      const ranAfter = await ran("the tasks sent after the partition to run", () => want.every((n) => executed().has(n)) && Date.now() / 1000 - cutAt, 120_000);
       const lost = ackedNumbers().filter(([n]) => n >= 40_000 && n < 50_000 && !executed().has(n));
       expect(failoverSeconds).to.be.below((r.sentinel.downAfterMilliseconds + r.sentinel.failoverTimeoutMilliseconds) / 1000);
       console.log(
