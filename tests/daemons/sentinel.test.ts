@@ -170,7 +170,7 @@ describe(`sentinel: ${versionOf(r.image)}, Celery from Debian's python3-celery`,
       try {
         await worker.waitLog(/Not enough good replicas/, 10_000);
         await new Promise((res) => setTimeout(res, 3000));
-        expect(worker.running, worker.tail(30)).to.equal(true);
+        expect(worker.running, `the worker exited:\n${worker.tail(30)}`).to.equal(true);
       } finally {
         expect((await minReplicas(r.settings.minReplicasToWrite)).stdout.trim()).to.equal("OK");
       }
