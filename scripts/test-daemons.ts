@@ -1,16 +1,16 @@
 // `npm run test:daemons [group ...]`: the daemon tier. Every group (tests/daemons/<group>.test.ts)
 // runs the rendered configuration with the real server programs from Debian's packages, in its own
-// mocha process, four at a time (DAEMONS_JOBS), longest first; the time per group is printed. The tier refuses to start, naming
-// what is missing, without its packages or without root (namespaces need it), and it fails when a
-// group runs no test or skips one: it never passes without running.
+// mocha process, four at a time (DAEMONS_JOBS), longest first; the time per group is printed. The
+// tier refuses to start, naming what is missing, without its packages or without root (namespaces
+// need it), and it fails when a group runs no test or skips one: it never passes without running.
 import { spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 
 const ROOT = path.resolve(__dirname, "..");
 const DIR = path.join(ROOT, "tests", "daemons");
-// A group waits much of its time on timers (failure detection, elections, retries), so one or two at
-// a time leave the cores idle; four keep two cores busy (the README has the figures). Every group has
+// A group waits much of its time on timers (failure detection, elections, retries): two at a time
+// left the cores idle about half the time, four keep two cores busy (the README has the figures). Every group has
 // its own namespaces, bridge, resolver and files (tests/daemons/lib/sandbox.ts), so groups running
 // side by side never share a name or port.
 const JOBS = Number(process.env.DAEMONS_JOBS ?? 4);
