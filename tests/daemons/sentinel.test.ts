@@ -8,6 +8,7 @@
 import { expect } from "chai";
 import * as fs from "fs";
 import * as path from "path";
+import { REDIS_DB } from "../../components/data/connections";
 import { demoCelery } from "../../components/lib/demo";
 import { configOf } from "../harness";
 import type { Evaluation, K8sObject } from "../harness";
@@ -121,6 +122,20 @@ describe(`sentinel: ${versionOf(r.image)}, Celery from Debian's python3-celery`,
           throw new Error(`the Celery worker exited (${code}) while waiting for ${what}:\n${worker.tail(30)}`);
         }),
       ]);
+    /** Task numbers in kombu's hash of messages handed to a worker and not yet acknowledged, on the master. */
+    const unackedTasks = async (): Promise<Set<number>> => {
+      const out = await cli(members[master].pod, ["-n", String(REDIS_DB.broker), "hvals", "unacked"], password);
+      const numbers = out.stdout.split("\n").flatMap((l) => {
+        try {
+          const [message] = JSON.parse(l);
+          const [args] = JSON.parse(Buffer.from(message.body, "base64").toString());
+          return [Number(args[0])];
+        } catch {
+          return [];
+        }
+      });
+      return new Set(numbers);
+    };
     const reconnects = () => worker.log.filter((l) => /consumer: (Connection to broker lost|Cannot connect to)/.test(l)).length;
 
     before(async () => {
@@ -259,7 +274,7 @@ describe(`sentinel: ${versionOf(r.image)}, Celery from Debian's python3-celery`,
       }
     });
 
-    it("cuts the master off (its node unreachable, no TCP reset): a new master, tasks run again within twice the failover budget, none lost", async () => {
+    it("cuts the master off (its node unreachable, no TCP reset): a new master, tasks run again within twice the failover budget, acknowledged tasks lost only from the moment of the cut", async () => {
       const old = master;
       const during = produce(40_000, 300, 0.02);
       await new Promise((res) => setTimeout(res, 2000));
@@ -280,15 +295,25 @@ describe(`sentinel: ${versionOf(r.image)}, Celery from Debian's python3-celery`,
       const want = ackedNumbers().filter(([n]) => n >= 50_000).map(([n]) => n);
       const ranAfter = await ran("the tasks sent after the partition to run", () => want.every((n) => executed().has(n)) && Date.now() / 1000 - cutAt, 120_000);
       const lost = ackedNumbers().filter(([n]) => n >= 40_000 && n < 50_000 && !executed().has(n));
+      // A lost task is either still in kombu's unacknowledged hash (the worker had taken it when its
+      // connection died and could not put it back on the lost node; kombu does after the visibility
+      // timeout, an hour by default) or gone (its write or its delivery was on the wire at the cut).
+      const held = lost.length ? await unackedTasks() : new Set<number>();
       expect(failoverSeconds).to.be.below((r.sentinel.downAfterMilliseconds + r.sentinel.failoverTimeoutMilliseconds) / 1000);
       console.log(
         `      measured (partition): new master ${next} ${failoverSeconds.toFixed(1)} s after the cut; the producer's 300 tasks were published ${publishedBy.toFixed(1)} s after it;` +
-          ` tasks sent afterwards all ran ${(ranAfter as number).toFixed(1)} s after the cut; acknowledged tasks lost: ${lost.length}`,
+          ` tasks sent afterwards all ran ${(ranAfter as number).toFixed(1)} s after the cut; acknowledged tasks lost: ${lost.length}` +
+          (lost.length ? ` (${lost.map(([n, t]) => `${n} acked ${(cutAt - t).toFixed(2)} s before the cut, ${held.has(n) ? "held as unacknowledged" : "gone"}`).join("; ")})` : ""),
       );
       // Consumers find the lost node within the failover budget again (TCP keepalive), not after minutes.
       const budget = (r.sentinel.downAfterMilliseconds + r.sentinel.failoverTimeoutMilliseconds) / 1000;
       expect(ranAfter as number, "seconds until tasks sent after the cut ran").to.be.below(2 * budget);
-      expect(lost).to.deep.equal([]);
+      // Replication is asynchronous, so a task acknowledged in the moment before the cut can be lost,
+      // as before a kill; one acknowledged by the new master (seconds after the cut) never.
+      for (const [n, t] of lost) {
+        expect(t - cutAt, `task ${n}: acknowledged after the cut`).to.be.below(1);
+        expect(cutAt - t, `task ${n}: acknowledged before the cut`).to.be.below(r.settings.minReplicasMaxLag);
+      }
       members[old].pod.reconnect();
     });
 
