@@ -303,7 +303,7 @@ describe(`sentinel: ${versionOf(r.image)}, Celery from Debian's python3-celery`,
       console.log(
         `      measured (partition): new master ${next} ${failoverSeconds.toFixed(1)} s after the cut; the producer's 300 tasks were published ${publishedBy.toFixed(1)} s after it;` +
           ` tasks sent afterwards all ran ${(ranAfter as number).toFixed(1)} s after the cut; acknowledged tasks lost: ${lost.length}` +
-          (lost.length ? ` (${lost.map(([n, t]) => `${n} acked ${(cutAt - t).toFixed(2)} s before the cut, ${held.has(n) ? "held as unacknowledged" : "gone"}`).join("; ")})` : ""),
+          (lost.length ? ` (${lost.map(([n, t]) => `${n} acked ${Math.abs(cutAt - t).toFixed(2)} s ${t < cutAt ? "before" : "after"} the link went down, ${held.has(n) ? "held as unacknowledged" : "gone"}`).join("; ")})` : ""),
       );
       // Consumers find the lost node within the failover budget again (TCP keepalive), not after minutes.
       const budget = (r.sentinel.downAfterMilliseconds + r.sentinel.failoverTimeoutMilliseconds) / 1000;
