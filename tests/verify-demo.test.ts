@@ -116,6 +116,11 @@ describe("verify: dev converges with public demo images", () => {
       path.join(dir, "celery", "__init__.py"),
       "class _Conf:\n    def update(self, **kw):\n        pass\n\n\nclass Celery:\n    def __init__(self, main, **kw):\n        self.conf = _Conf()\n\n    def task(self, **kw):\n        return lambda f: f\n",
     );
+    // redis-py as far as the app uses it (it maps an error class).
+    fs.mkdirSync(path.join(dir, "redis"));
+    fs.writeFileSync(path.join(dir, "redis", "__init__.py"), "");
+    fs.writeFileSync(path.join(dir, "redis", "exceptions.py"), "class ConnectionError(Exception):\n    pass\n");
+    fs.writeFileSync(path.join(dir, "redis", "connection.py"), "class BaseParser:\n    EXCEPTION_CLASSES = {}\n");
     const out = execFileSync("python3", ["-c", `import importlib; m = importlib.import_module(${JSON.stringify(module)}); print(type(getattr(m, ${JSON.stringify(attribute)})).__name__)`], {
       env: { ...process.env, PYTHONPATH: dir, PYTHONDONTWRITEBYTECODE: "1" },
       encoding: "utf8",

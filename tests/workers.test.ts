@@ -258,6 +258,11 @@ describe("Celery on Redis Sentinel: the demo app and Flower read the transport o
       path.join(dir, "celery", "__init__.py"),
       "import json\n\nclass _Conf(dict):\n    def update(self, **kw):\n        dict.update(self, kw)\n    def __setattr__(self, k, v):\n        self[k] = v\n\n\nclass Celery:\n    def __init__(self, main, **kw):\n        self.conf = _Conf(kw)\n\n    def task(self, **kw):\n        return lambda f: f\n",
     );
+    // And a stand-in redis-py 4 (redis.connection.BaseParser): the demo app maps NOREPLICAS there.
+    fs.mkdirSync(path.join(dir, "redis"));
+    fs.writeFileSync(path.join(dir, "redis", "__init__.py"), "");
+    fs.writeFileSync(path.join(dir, "redis", "exceptions.py"), "class ConnectionError(Exception):\n    pass\n");
+    fs.writeFileSync(path.join(dir, "redis", "connection.py"), "class BaseParser:\n    EXCEPTION_CLASSES = {}\n");
     fs.writeFileSync(path.join(dir, "demo_app.py"), demoCeleryApp("celery_app", "default"));
     fs.writeFileSync(path.join(dir, "flower_app.py"), FLOWER_APP);
     const options = { master_name: "redis", sentinel_kwargs: { password: "sentinel-pw" }, socket_timeout: 5, socket_connect_timeout: 4, socket_keepalive_options: { TCP_KEEPIDLE: 1, TCP_KEEPCNT: 4 } };
@@ -276,5 +281,8 @@ describe("Celery on Redis Sentinel: the demo app and Flower read the transport o
     const plain = JSON.parse(execFileSync("python3", ["-c", "import json, demo_app as m; print(json.dumps(dict(m.celery_app.conf)))"], { env: { ...process.env, PYTHONPATH: dir, PYTHONDONTWRITEBYTECODE: "1" }, encoding: "utf8" }));
     expect(plain.broker_transport_options).to.deep.equal({});
     expect(plain.redis_socket_timeout).to.equal(120);
+    // A new master's NOREPLICAS (before its replicas attach) is a connection error: the worker reconnects instead of exiting.
+    const mapped = execFileSync("python3", ["-c", "import demo_app, redis.connection as c, redis.exceptions as e; print(c.BaseParser.EXCEPTION_CLASSES['NOREPLICAS'] is e.ConnectionError)"], { env, encoding: "utf8" });
+    expect(mapped.trim()).to.equal("True");
   });
 });

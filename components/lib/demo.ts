@@ -126,7 +126,18 @@ import json
 import os
 import socket
 
+import redis.exceptions
 from celery import Celery
+
+try:
+    from redis._parsers.base import BaseParser  # redis-py 5 and later
+except ImportError:
+    from redis.connection import BaseParser  # redis-py 4
+
+# A master that refuses writes for want of replicas (NOREPLICAS: min-replicas-to-write, e.g. a new
+# master before its replicas attach) is a master not available yet. As a plain ResponseError it
+# makes a worker exit ("Unrecoverable error"); as a connection error Celery reconnects and retries.
+BaseParser.EXCEPTION_CLASSES["NOREPLICAS"] = redis.exceptions.ConnectionError
 
 broker_options = json.loads(os.environ.get("CELERY_BROKER_TRANSPORT_OPTIONS") or "{}")
 # TCP keepalive settings come by name (JSON keys cannot be socket constants).

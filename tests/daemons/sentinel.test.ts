@@ -8,6 +8,7 @@
 import { expect } from "chai";
 import * as fs from "fs";
 import * as path from "path";
+import { REDIS_DB } from "../../components/data/connections";
 import { demoCelery } from "../../components/lib/demo";
 import { configOf } from "../harness";
 import type { Evaluation, K8sObject } from "../harness";
@@ -113,6 +114,29 @@ describe(`sentinel: ${versionOf(r.image)}, Celery from Debian's python3-celery`,
       client.exec(["/usr/bin/python3", path.join(CLIENTS, "celery_failover.py"), "produce", String(first), String(count), String(interval), acked()], { env, timeoutMs: 120_000 });
     const ackedNumbers = () => fs.readFileSync(acked(), "utf8").trim().split("\n").map((l) => l.split(" ").map(Number) as [number, number]);
     const executed = () => new Set(fs.existsSync(recorded()) ? fs.readFileSync(recorded(), "utf8").trim().split("\n").map(Number) : []);
+    /** Waits for tasks to run; fails at once, with its log, when the worker has exited (nothing would run them). */
+    const ran = <T>(what: string, check: () => T | undefined | false, timeoutMs: number) =>
+      Promise.race([
+        waitFor(what, check, timeoutMs),
+        worker.exited.then((code) => {
+          throw new Error(`the Celery worker exited (${code}) while waiting for ${what}:\n${worker.tail(30)}`);
+        }),
+      ]);
+    /** Task numbers in kombu's hash of messages handed to a worker and not yet acknowledged, on the master. */
+    const unackedTasks = async (): Promise<Set<number>> => {
+      const out = await cli(members[master].pod, ["-n", String(REDIS_DB.broker), "hvals", "unacked"], password);
+      const numbers = out.stdout.split("\n").flatMap((l) => {
+        try {
+          const [message] = JSON.parse(l);
+          const [args] = JSON.parse(Buffer.from(message.body, "base64").toString());
+          return [Number(args[0])];
+        } catch {
+          return [];
+        }
+      });
+      return new Set(numbers);
+    };
+    const reconnects = () => worker.log.filter((l) => /consumer: (Connection to broker lost|Cannot connect to)/.test(l)).length;
 
     before(async () => {
       work = path.join(ctx.sb.dir, "celery");
@@ -148,7 +172,27 @@ describe(`sentinel: ${versionOf(r.image)}, Celery from Debian's python3-celery`,
     it("runs tasks sent before the failover", async () => {
       const out = await produce(1, 200, 0);
       expect(out.code, out.stderr).to.equal(0);
-      await waitFor("the first 200 tasks to run", () => [...Array(200).keys()].every((i) => executed().has(i + 1)), 30_000);
+      await ran("the first 200 tasks to run", () => [...Array(200).keys()].every((i) => executed().has(i + 1)), 30_000);
+    });
+
+    it("keeps the worker through a master that refuses writes for want of replicas (NOREPLICAS, as a new master does until its replicas attach): it reconnects, tasks sent meanwhile run", async () => {
+      // Stands in for the moment after a promotion: asking for more good replicas than the master has
+      // makes it answer every write (BRPOP included) with NOREPLICAS, as the rendered setting does then.
+      const minReplicas = (n: number) => cli(members[master].pod, ["config", "set", "min-replicas-to-write", String(n)], password);
+      expect((await minReplicas(r.replicas)).stdout.trim()).to.equal("OK");
+      const reconnectsBefore = reconnects();
+      const during = produce(5_000, 50, 0.02);
+      try {
+        await worker.waitLog(/Not enough good replicas/, 10_000);
+        await new Promise((res) => setTimeout(res, 3000));
+        expect(worker.running, `the worker exited:\n${worker.tail(30)}`).to.equal(true);
+      } finally {
+        expect((await minReplicas(r.settings.minReplicasToWrite)).stdout.trim()).to.equal("OK");
+      }
+      const p = await during;
+      expect(p.code, p.stderr).to.equal(0);
+      await ran("the tasks sent while the master refused writes to run", () => [...Array(50).keys()].every((i) => executed().has(5_000 + i)), 30_000);
+      console.log(`      measured: the worker tried ${reconnects() - reconnectsBefore} reconnects before the master took writes again; ${JSON.parse(p.stdout.trim().split("\n").pop()!).publish_failures} refused publish attempts retried`);
     });
 
     it(`kills the master: a new master within down-after + failover-timeout (${(r.sentinel.downAfterMilliseconds + r.sentinel.failoverTimeoutMilliseconds) / 1000} s), every task sent before and after runs, acknowledged tasks lost only within min-replicas-max-lag`, async () => {
@@ -181,7 +225,9 @@ describe(`sentinel: ${versionOf(r.image)}, Celery from Debian's python3-celery`,
       const wanted = (lo: number, hi: number) => all.filter(([n]) => n >= lo && n < hi).map(([n]) => n);
       // Every task acknowledged before the kill or after the failover must run; those acknowledged
       // around the kill may be lost only if acknowledged in the last min-replicas-max-lag seconds.
-      await waitFor("every task sent before and after the failover to run", () => [...wanted(1, 201), ...wanted(20_000, 20_200)].every((n) => executed().has(n)), 60_000).catch(() => undefined);
+      await ran("every task sent before and after the failover to run", () => [...wanted(1, 201), ...wanted(20_000, 20_200)].every((n) => executed().has(n)), 60_000).catch((e: Error) => {
+        if (!worker.running) throw e;
+      });
       await new Promise((res) => setTimeout(res, 3000));
       const done = executed();
       const lostBefore = wanted(1, 201).filter((n) => !done.has(n));
@@ -201,7 +247,7 @@ describe(`sentinel: ${versionOf(r.image)}, Celery from Debian's python3-celery`,
       master = newMaster;
     });
 
-    it("restarts the killed member as a replica of the new master: its start script asks the Sentinels", async () => {
+    it("restarts the killed member as a replica of the new master: its start script asks the Sentinels, and every Sentinel knows it again", async () => {
       const old = [...members.keys()].find((i) => !members[i].containers.redis.running)!;
       members[old] = await startPod(ctx.sb, ev, sts, { ordinal: old, pod: members[old].pod, skip: ["exporter"] });
       await waitReady(members[old], "redis", 30_000);
@@ -216,9 +262,19 @@ describe(`sentinel: ${versionOf(r.image)}, Celery from Debian's python3-celery`,
         return x.ip === host(master) && Number(x["num-other-sentinels"]) === r.replicas - 1 ? x : undefined;
       }, 30_000);
       expect(m.flags).to.equal("master");
+      // Rejoined means every Sentinel knows every replica again, as before the first failover. A new
+      // Sentinel learns them from the master's INFO, every 10 s: one that leads a failover before then
+      // leaves the replica it does not know following the lost master until another Sentinel fixes
+      // it (20 s later in the run that showed it), and the new master refuses writes meanwhile.
+      for (let i = 0; i < r.replicas; i++) {
+        await waitFor(`sentinel ${i} to know every replica of ${host(master)}`, async () => {
+          const x = await sentinelMaster(i);
+          return x.ip === host(master) && Number(x["num-slaves"]) === r.replicas - 1 && Number(x["num-other-sentinels"]) === r.replicas - 1;
+        }, 30_000);
+      }
     });
 
-    it("cuts the master off (its node unreachable, no TCP reset): a new master, tasks run again within twice the failover budget, none lost", async () => {
+    it("cuts the master off (its node unreachable, no TCP reset): a new master, tasks run again within twice the failover budget, acknowledged tasks lost only from the moment of the cut", async () => {
       const old = master;
       const during = produce(40_000, 300, 0.02);
       await new Promise((res) => setTimeout(res, 2000));
@@ -237,17 +293,27 @@ describe(`sentinel: ${versionOf(r.image)}, Celery from Debian's python3-celery`,
       const after = await produce(50_000, 100, 0);
       expect(after.code, after.stderr).to.equal(0);
       const want = ackedNumbers().filter(([n]) => n >= 50_000).map(([n]) => n);
-      const ranAfter = await waitFor("the tasks sent after the partition to run", () => want.every((n) => executed().has(n)) && Date.now() / 1000 - cutAt, 120_000);
+      const ranAfter = await ran("the tasks sent after the partition to run", () => want.every((n) => executed().has(n)) && Date.now() / 1000 - cutAt, 120_000);
       const lost = ackedNumbers().filter(([n]) => n >= 40_000 && n < 50_000 && !executed().has(n));
+      // A lost task is either still in kombu's unacknowledged hash (the worker had taken it when its
+      // connection died and could not put it back on the lost node; kombu does after the visibility
+      // timeout, an hour by default) or gone (its write or its delivery was on the wire at the cut).
+      const held = lost.length ? await unackedTasks() : new Set<number>();
       expect(failoverSeconds).to.be.below((r.sentinel.downAfterMilliseconds + r.sentinel.failoverTimeoutMilliseconds) / 1000);
       console.log(
         `      measured (partition): new master ${next} ${failoverSeconds.toFixed(1)} s after the cut; the producer's 300 tasks were published ${publishedBy.toFixed(1)} s after it;` +
-          ` tasks sent afterwards all ran ${(ranAfter as number).toFixed(1)} s after the cut; acknowledged tasks lost: ${lost.length}`,
+          ` tasks sent afterwards all ran ${(ranAfter as number).toFixed(1)} s after the cut; acknowledged tasks lost: ${lost.length}` +
+          (lost.length ? ` (${lost.map(([n, t]) => `${n} acked ${Math.abs(cutAt - t).toFixed(2)} s ${t < cutAt ? "before" : "after"} the link went down, ${held.has(n) ? "held as unacknowledged" : "gone"}`).join("; ")})` : ""),
       );
       // Consumers find the lost node within the failover budget again (TCP keepalive), not after minutes.
       const budget = (r.sentinel.downAfterMilliseconds + r.sentinel.failoverTimeoutMilliseconds) / 1000;
       expect(ranAfter as number, "seconds until tasks sent after the cut ran").to.be.below(2 * budget);
-      expect(lost).to.deep.equal([]);
+      // Replication is asynchronous, so a task acknowledged in the moment before the cut can be lost,
+      // as before a kill; one acknowledged by the new master (seconds after the cut) never.
+      for (const [n, t] of lost) {
+        expect(t - cutAt, `task ${n}: acknowledged after the cut`).to.be.below(1);
+        expect(cutAt - t, `task ${n}: acknowledged before the cut`).to.be.below(r.settings.minReplicasMaxLag);
+      }
       members[old].pod.reconnect();
     });
 

@@ -167,7 +167,8 @@ function mapServicePorts(ev: Evaluation, pod: Pod, namespace: string, labels: Re
       if (target === undefined || target === p.port || seen.has(p.port)) continue;
       seen.add(p.port);
       for (const chain of ["PREROUTING", "OUTPUT"]) {
-        const r = spawnSync("ip", ["netns", "exec", pod.netns, "iptables", "-t", "nat", "-A", chain, "-p", "tcp", "-d", pod.ip, "--dport", String(p.port), "-j", "REDIRECT", "--to-ports", String(target)], { encoding: "utf8" });
+        // -w: groups run side by side, and the legacy backend's lock is one for the whole host.
+        const r = spawnSync("ip", ["netns", "exec", pod.netns, "iptables", "-w", "-t", "nat", "-A", chain, "-p", "tcp", "-d", pod.ip, "--dport", String(p.port), "-j", "REDIRECT", "--to-ports", String(target)], { encoding: "utf8" });
         if (r.status !== 0) throw new Error(`mapping Service ${s.metadata.name} port ${p.port} -> ${target}: ${r.stderr}`);
       }
     }
