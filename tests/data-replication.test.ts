@@ -26,6 +26,7 @@ describe("Redis replication with Sentinel", () => {
         const ev = ok(await evaluateStack(stack));
         const set = sts(ev, "redis");
         expect(set.spec.replicas).to.equal(1);
+        expect(set.spec.minReadySeconds).to.equal(undefined);
         expect(podSpec(set).containers.map((c: K8sObject) => c.name)).to.not.include("sentinel");
         expect(podSpec(set).affinity).to.equal(undefined);
         expect(objectsOfKind(ev, "PodDisruptionBudget").map((p) => p.metadata.name)).to.not.include("redis");
@@ -39,6 +40,8 @@ describe("Redis replication with Sentinel", () => {
         const ev = ok(await evaluateStack(stack));
         const set = sts(ev, "redis");
         expect(set.spec.replicas).to.equal(r.replicas);
+        // A restarted member's Sentinel learns the replicas from the master's INFO (every 10 s) before the next member stops.
+        expect(set.spec.minReadySeconds).to.be.at.least(10);
         const pod = podSpec(set);
         expect(podSecurityViolations(pod, "restricted")).to.deep.equal([]);
         const server = container(set, "redis");

@@ -25,6 +25,8 @@ export const REDIS_CONFIG_DIR = "/etc/redis";
 /** Where start.sh writes the configuration each server and Sentinel really runs with (Sentinel rewrites its own). */
 export const REDIS_RUN_DIR = "/run/redis";
 export const SENTINEL_DIR = "/run/sentinel";
+/** How often a Sentinel asks the master for INFO (its replica list); fixed in Redis. */
+export const SENTINEL_INFO_PERIOD_SECONDS = 10;
 
 /** redis.conf from config: no credential in it (the password comes from the Secret at start). */
 export function redisConf(r: RedisConfig): string {
@@ -234,6 +236,11 @@ export class Redis extends pulumi.ComponentResource {
       port: { name: "redis", number: PORTS.redis.redis },
       ...(sentinel
         ? {
+            // A Sentinel learns the replicas from the master's INFO, every 10 s. A member restarted by a
+            // rolling update stays ready this long before the next one stops, so its Sentinel knows
+            // every replica when that stop triggers a failover (else the promoted master may wait for
+            // a replica that still follows the old one, refusing writes for want of replicas).
+            minReadySeconds: SENTINEL_INFO_PERIOD_SECONDS + 5,
             headlessPorts: [{ name: "sentinel", number: PORTS.redis.sentinel }],
             clientPorts: [
               { name: "redis", number: PORTS.redis.redis },

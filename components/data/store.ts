@@ -76,6 +76,8 @@ export interface StoreArgs {
   credentialsChecksum: pulumi.Input<string>;
   /** Further pod-template annotations (config checksums). */
   annotations?: Record<string, pulumi.Input<string>>;
+  /** Seconds a restarted member stays ready before a rolling update stops the next one. */
+  minReadySeconds?: number;
 }
 
 export interface StoreObjects {
@@ -191,6 +193,7 @@ export function createStore(parent: pulumi.Resource, a: StoreArgs): StoreObjects
         selector: { matchLabels: selector },
         podManagementPolicy: "OrderedReady",
         updateStrategy: { type: "RollingUpdate" },
+        ...(a.minReadySeconds ? { minReadySeconds: a.minReadySeconds } : {}),
         // Neither deleting the set nor scaling it down ever deletes a data volume.
         persistentVolumeClaimRetentionPolicy: { whenDeleted: "Retain", whenScaled: "Retain" },
         template: {
