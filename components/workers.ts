@@ -116,6 +116,7 @@ export class Workers extends pulumi.ComponentResource {
           name: workload,
           component: "worker",
           tier: "workers",
+          placement: p.placement,
           image: imageOf(w, "workers"),
           namespace,
           serviceAccount: args.platform.serviceAccount("worker"),

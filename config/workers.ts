@@ -5,6 +5,7 @@ import { appImage, appRes, defaultHpaBehavior, hpa, image, perEnv, requireAppIma
 import type { WithoutImage } from "./dependencies";
 import { DEPENDENCIES, envMap, logLevel, shortName } from "./dependencies";
 import { egress } from "./egress";
+import { placementSchema } from "./scheduling";
 
 const workerPool = z.strictObject({
   queues: z.array(z.string().regex(/^[A-Za-z0-9_.-]+$/, "must be a queue name")).min(1, "must list at least one queue"),
@@ -19,6 +20,11 @@ const workerPool = z.strictObject({
   maxTasksPerChild: z.number().int().min(1).optional(),
   /** Destinations outside the cluster its tasks call (config/egress.ts). */
   egress: egress,
+  /**
+   * Where this pool's pods run, instead of scheduling.tiers.workers (config/scheduling.ts): a pool
+   * whose tasks must not be interrupted stays on on-demand nodes while the others use spot nodes.
+   */
+  placement: placementSchema.optional(),
 });
 export type WorkerPoolConfig = z.infer<typeof workerPool>;
 

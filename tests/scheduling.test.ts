@@ -67,7 +67,10 @@ describe("scheduling: stacks sharing a cluster", () => {
 
 // Seed 000: workers on spot/preemptible nodes, the stores never there.
 const SPOT = { key: "cloud.google.com/gke-spot", value: "true" };
+const ON_DEMAND = { "example.com/pool": "on-demand" };
 const PLACED = {
+  // A pool whose tasks must not be interrupted stays off the spot nodes.
+  "workers.pools.send": { queues: ["send"], placement: { nodeSelector: ON_DEMAND } },
   "scheduling.tiers": {
     workers: {
       nodeSelector: { [SPOT.key]: SPOT.value },
@@ -92,12 +95,19 @@ describe("scheduling: per-tier placement from config (prod)", () => {
   });
 
   it("puts every worker pool and beat on the workers' nodes, tolerating their taint", () => {
-    const workers = podTemplates(ev).filter((p) => tierOf(p.name, configOf(ev)) === "workers");
+    const workers = podTemplates(ev).filter((p) => tierOf(p.name, configOf(ev)) === "workers" && p.name !== "worker-send");
     expect(workers.map((p) => p.name)).to.include.members(["worker-default", "beat"]);
     for (const p of workers) {
       expect(p.spec.nodeSelector, p.name).to.deep.equal({ [SPOT.key]: SPOT.value });
       expect(p.spec.tolerations, p.name).to.deep.equal([{ key: SPOT.key, operator: "Equal", value: SPOT.value, effect: "NoSchedule" }]);
     }
+  });
+
+  it("puts a pool with its own placement there instead, at the workers' priority", () => {
+    const send = podSpec(findObject(ev, "Deployment", "worker-send"));
+    expect(send.nodeSelector).to.deep.equal(ON_DEMAND);
+    expect(send.tolerations).to.equal(undefined);
+    expect(send.priorityClassName).to.equal(priorityClassName(configOf(ev).platform.namespace, "workers"));
   });
 
   it("leaves the other tiers' pods off them: the services have no placement, the stores require nodes without the spot label", () => {

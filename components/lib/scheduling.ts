@@ -23,11 +23,12 @@ function nodeAffinity(p: Placement): k8s.types.input.core.v1.NodeAffinity | unde
 /**
  * The scheduling fields of a pod of `tier`, merged into `spec` (its pod anti-affinity is kept).
  * `nodesOf`: a pod that must run beside another tier's pod (a Job mounting a store's
- * ReadWriteOnce volume) takes that tier's nodes and keeps its own priority.
+ * ReadWriteOnce volume) takes that tier's nodes and keeps its own priority. `placement`: the
+ * workload's own placement (a worker pool's), instead of its tier's.
  */
-export function scheduled(cfg: PlatformConfig, tier: Tier, spec: PodSpec, opts: { nodesOf?: Tier } = {}): PodSpec {
+export function scheduled(cfg: PlatformConfig, tier: Tier, spec: PodSpec, opts: { nodesOf?: Tier; placement?: Placement } = {}): PodSpec {
   const s = cfg.scheduling;
-  const p = s.tiers[opts.nodesOf ?? tier];
+  const p = opts.placement ?? s.tiers[opts.nodesOf ?? tier];
   const affinity = nodeAffinity(p);
   return {
     ...spec,

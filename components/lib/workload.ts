@@ -9,7 +9,7 @@ import { maxReplicas } from "../../config/common";
 import type { PlatformConfig } from "../../config/schema";
 import { hpaSpec, pdbSpec } from "./availability";
 import { labels, selectorLabels } from "./labels";
-import type { Tier } from "../../config/scheduling";
+import type { Placement, Tier } from "../../config/scheduling";
 import { restrictedPod, scratchVolume, spread } from "./pod";
 import { scheduled } from "./scheduling";
 
@@ -21,6 +21,8 @@ export interface WorkloadSpec {
   component: string;
   /** Its priority and nodes (config/scheduling.ts). */
   tier: Tier;
+  /** Its own nodes instead of the tier's. */
+  placement?: Placement;
   image: string;
   namespace: pulumi.Input<string>;
   serviceAccount: pulumi.Input<string>;
@@ -81,7 +83,7 @@ export function createWorkload(cfg: PlatformConfig, w: WorkloadSpec, parent: pul
             ...spread(selector),
             containers: w.containers,
             volumes: [scratchVolume(), ...(w.volumes ?? [])],
-          }),
+          }, { placement: w.placement }),
         },
       },
     },
