@@ -5,7 +5,7 @@
 // the HTTP API (components/data/chroma-scripts.ts). No exporter: Chroma has no Prometheus
 // endpoint; kube-state-metrics covers it (StatefulSet readiness, the backup CronJob's age).
 import * as k8s from "@pulumi/kubernetes";
-import * as pulumi from "@pulumi/pulumi";
+import type * as pulumi from "@pulumi/pulumi";
 import { chromaIndexCacheBytes } from "../../config/data";
 import { labels } from "../lib/labels";
 import { checksum, httpProbe, secretEnv, startupProbe } from "../lib/pod";
@@ -13,7 +13,7 @@ import { PORTS } from "../lib/ports";
 import { createBackup } from "./backup";
 import { CHROMA_BACKUP_EXTENSION, CHROMA_BACKUP_SCRIPTS, CHROMA_PYTHONPATH, CHROMA_SCRIPT_DIR, chromaBackupDump } from "./chroma-scripts";
 import type { StoreComponentArgs } from "./common";
-import { requireKeys, storeHost } from "./common";
+import { StoreComponent, requireKeys } from "./common";
 import { CHROMA_AUTH } from "./connections";
 import { createStore, scratch } from "./store";
 
@@ -82,13 +82,8 @@ export function chromaArgs(): string[] {
   return ["--workers", "1", "--host", "0.0.0.0", "--port", String(PORTS.chroma.http), "--proxy-headers", "--log-config", `${CONFIG_DIR}/log_config.yml`, "--timeout-keep-alive", "30"];
 }
 
-export class Chroma extends pulumi.ComponentResource {
-  /** Client Service name (the backup job connects to it by this short name). */
-  readonly service: pulumi.Output<string>;
-  /** Service DNS name, the host in the apps' connection settings. */
-  readonly host: pulumi.Output<string>;
+export class Chroma extends StoreComponent {
   readonly port = PORTS.chroma.http;
-  readonly statefulSet: k8s.apps.v1.StatefulSet;
 
   constructor(name: string, args: StoreComponentArgs, opts?: pulumi.ComponentResourceOptions) {
     super("platform:data:Chroma", name, {}, opts);
@@ -129,9 +124,7 @@ export class Chroma extends pulumi.ComponentResource {
       // The log config is read at start only.
       annotations: { "checksum/config": checksum(files) },
     });
-    this.statefulSet = store.statefulSet;
-    this.service = store.service.metadata.name;
-    this.host = storeHost(this.service, ns);
+    this.servedBy(store.service, ns);
 
     if (c.backup.enabled) {
       const scripts = new k8s.core.v1.ConfigMap("chroma-backup", { metadata: meta("chroma-backup"), data: CHROMA_BACKUP_SCRIPTS }, { parent: this });

@@ -1,4 +1,5 @@
-// Arguments every store component takes, and the host name it is reached at.
+// Arguments every store component takes, what it exposes, and the host name it is reached at.
+import type * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { PlatformConfig } from "../../config/schema";
 import type { DependencyGraph } from "../lib/graph";
@@ -19,6 +20,21 @@ export interface StoreComponentArgs {
   credentialsChecksum: pulumi.Input<string>;
   /** Off-cluster copies of the backups (backups.objectStore), when configured. */
   offsite?: Offsite;
+}
+
+/** What every store component (Postgres, Redis, MongoDB, Chroma) gives the tiers that use it. */
+export abstract class StoreComponent extends pulumi.ComponentResource {
+  /** What clients name as host: the client Service (same namespace, short name; backup jobs use it), or a managed database's host. */
+  service!: pulumi.Output<string>;
+  /** The host in the apps' connection settings: the Service's DNS name, or a managed database's host. */
+  host!: pulumi.Output<string>;
+  abstract readonly port: number;
+
+  /** Clients reach the store through its client Service (createStore's), in `namespace`. */
+  protected servedBy(service: k8s.core.v1.Service, namespace: pulumi.Input<string>): void {
+    this.service = service.metadata.name;
+    this.host = storeHost(this.service, namespace);
+  }
 }
 
 /** In-cluster DNS name of a store's client Service (Service name = store name). */

@@ -4,7 +4,7 @@
 // optional mongodb_exporter and a nightly `mongodump --oplog` from a secondary. A sidecar in
 // every member initiates the set on first boot and adds members as the StatefulSet grows.
 import * as k8s from "@pulumi/kubernetes";
-import * as pulumi from "@pulumi/pulumi";
+import type * as pulumi from "@pulumi/pulumi";
 import { MONGO_MAX_MEMBERS, REPLSET_SIDECAR_RESOURCES, mongoCacheSizeGB } from "../../config/data";
 import type { PlatformConfig } from "../../config/schema";
 import { labels } from "../lib/labels";
@@ -12,7 +12,7 @@ import { checksum, execProbe, restrictedContainer, secretEnv, startupProbe } fro
 import { PORTS, memberHost } from "../lib/ports";
 import { createBackup } from "./backup";
 import type { StoreComponentArgs } from "./common";
-import { requireKeys, storeHost } from "./common";
+import { StoreComponent, requireKeys } from "./common";
 import { createStore, scratch } from "./store";
 
 /**
@@ -194,13 +194,8 @@ export function mongoBackupDump(): string {
   );
 }
 
-export class Mongo extends pulumi.ComponentResource {
-  /** Client Service name (the exporter's metrics; clients use the member list). */
-  readonly service: pulumi.Output<string>;
-  /** Service DNS name. */
-  readonly host: pulumi.Output<string>;
+export class Mongo extends StoreComponent {
   readonly port = PORTS.mongo.mongo;
-  readonly statefulSet: k8s.apps.v1.StatefulSet;
 
   constructor(name: string, args: StoreComponentArgs, opts?: pulumi.ComponentResourceOptions) {
     super("platform:data:Mongo", name, {}, opts);
@@ -302,9 +297,7 @@ export class Mongo extends pulumi.ComponentResource {
       // The sidecar reads its script at start only.
       annotations: { "checksum/replset": checksum(replsetScript(cfg)) },
     });
-    this.statefulSet = store.statefulSet;
-    this.service = store.service.metadata.name;
-    this.host = storeHost(this.service, ns);
+    this.servedBy(store.service, ns);
     if (m.replicas > 1) args.graph.connect("mongo", "mongo", [PORTS.mongo.mongo], "replication, heartbeats and elections between members");
 
     if (m.backup.enabled) {

@@ -17,7 +17,7 @@ import { PORTS } from "../lib/ports";
 import type { SecretRef } from "../secrets";
 import { createBackup, createImport } from "./backup";
 import type { StoreComponentArgs } from "./common";
-import { postgresExporter, requireKeys, storeHost } from "./common";
+import { StoreComponent, postgresExporter, requireKeys } from "./common";
 import { createPatroniCluster } from "./postgres-ha";
 import { createStore, scratch } from "./store";
 import type { StoreObjects } from "./store";
@@ -70,15 +70,9 @@ export interface PostgresArgs extends StoreComponentArgs {
   objectStoreCredentials?: SecretRef;
 }
 
-export class Postgres extends pulumi.ComponentResource {
+export class Postgres extends StoreComponent {
   readonly mode: PostgresMode;
-  /** What clients name as host: the client Service (same namespace, short name), or the managed database's host. */
-  readonly service: pulumi.Output<string>;
-  /** The host in the app's connection settings: the Service's DNS name, or the managed database's host. */
-  readonly host: pulumi.Output<string>;
   readonly port: number;
-  /** The StatefulSet (not for a managed database). */
-  readonly statefulSet?: k8s.apps.v1.StatefulSet;
 
   constructor(name: string, args: PostgresArgs, opts?: pulumi.ComponentResourceOptions) {
     super("platform:data:Postgres", name, {}, opts);
@@ -95,9 +89,7 @@ export class Postgres extends pulumi.ComponentResource {
       this.port = pg.external.port;
     } else {
       store = pg.mode === "patroni" ? createPatroniCluster(this, args) : createSingle(this, args);
-      this.statefulSet = store.statefulSet;
-      this.service = store.service.metadata.name;
-      this.host = storeHost(this.service, ns);
+      this.servedBy(store.service, ns);
       this.port = PORTS.postgres.sql;
     }
     const secret = args.credentials.name;

@@ -6,7 +6,7 @@
 // or replaced pod always follows the current master, and members announce their stable
 // headless-Service hostnames instead of pod IPs that change on every restart.
 import * as k8s from "@pulumi/kubernetes";
-import * as pulumi from "@pulumi/pulumi";
+import type * as pulumi from "@pulumi/pulumi";
 import type { PlatformConfig } from "../../config/schema";
 import type { RedisConfig } from "../../config/data";
 import { labels } from "../lib/labels";
@@ -16,7 +16,7 @@ import { celeryQueues } from "../../config/workers";
 import { createBackup } from "./backup";
 import { REDIS_DB } from "./connections";
 import type { StoreComponentArgs } from "./common";
-import { requireKeys, storeHost } from "./common";
+import { StoreComponent, requireKeys } from "./common";
 import { createStore, scratch } from "./store";
 
 export const REDIS_CONF_PATH = "/etc/redis/redis.conf";
@@ -191,13 +191,8 @@ export function redisBackupDump(cfg: PlatformConfig): string {
 
 const ping = "redis-cli -h 127.0.0.1 -p 6379 ping";
 
-export class Redis extends pulumi.ComponentResource {
-  /** Client Service name; the backup job (same namespace) connects to it by this short name. */
-  readonly service: pulumi.Output<string>;
-  /** Service DNS name, the host in the app's connection settings. */
-  readonly host: pulumi.Output<string>;
+export class Redis extends StoreComponent {
   readonly port = PORTS.redis.redis;
-  readonly statefulSet: k8s.apps.v1.StatefulSet;
 
   constructor(name: string, args: StoreComponentArgs, opts?: pulumi.ComponentResourceOptions) {
     super("platform:data:Redis", name, {}, opts);
@@ -304,9 +299,7 @@ export class Redis extends pulumi.ComponentResource {
       // redis.conf and the start script are read at start only: a change must roll the pods.
       annotations: { "checksum/config": checksum(files) },
     });
-    this.statefulSet = store.statefulSet;
-    this.service = store.service.metadata.name;
-    this.host = storeHost(this.service, ns);
+    this.servedBy(store.service, ns);
 
     if (sentinel) {
       // Replication and the Sentinels' own traffic (hello messages, votes, monitoring) between members.
