@@ -1,4 +1,7 @@
-// Small pod-spec queries and assertions shared by tests/api.test.ts and tests/workers.test.ts.
+// Small pod-spec queries and assertions shared by tests/api.test.ts and tests/workers.test.ts, and
+// the stand-in Python packages the rendered Celery apps are imported against.
+import * as fs from "fs";
+import * as path from "path";
 import type { K8sObject } from "./harness";
 import { podSpec } from "./harness";
 
@@ -36,4 +39,21 @@ export function sortedJson(data: Record<string, string>): string {
 /** Ports an app needs on Redis: the server, plus the Sentinels (26379) when the stack runs them. */
 export function redisPortsFor(cfg: { redis: { sentinel: { enabled: boolean } } }): number[] {
   return cfg.redis.sentinel.enabled ? [6379, 26379] : [6379];
+}
+
+/**
+ * Stand-ins for `celery` (its Celery records what an app configures, however it sets it: constructor,
+ * conf.update, attributes) and for redis-py 4 as far as the demo app uses it (it maps NOREPLICAS in
+ * redis.connection.BaseParser), written into `dir` for PYTHONPATH.
+ */
+export function writeCeleryStandIns(dir: string): void {
+  fs.mkdirSync(path.join(dir, "celery"));
+  fs.writeFileSync(
+    path.join(dir, "celery", "__init__.py"),
+    "import json\n\nclass _Conf(dict):\n    def update(self, **kw):\n        dict.update(self, kw)\n    def __setattr__(self, k, v):\n        self[k] = v\n\n\nclass Celery:\n    def __init__(self, main, **kw):\n        self.conf = _Conf(kw)\n\n    def task(self, **kw):\n        return lambda f: f\n",
+  );
+  fs.mkdirSync(path.join(dir, "redis"));
+  fs.writeFileSync(path.join(dir, "redis", "__init__.py"), "");
+  fs.writeFileSync(path.join(dir, "redis", "exceptions.py"), "class ConnectionError(Exception):\n    pass\n");
+  fs.writeFileSync(path.join(dir, "redis", "connection.py"), "class BaseParser:\n    EXCEPTION_CLASSES = {}\n");
 }

@@ -15,6 +15,7 @@ import { pingCommand } from "../components/workers";
 import type { Evaluation, K8sObject } from "./harness";
 import { configOf, evaluate, evaluateStack, findObject, objectsOfKind, ok } from "./harness";
 import { requireTools } from "./tools";
+import { writeCeleryStandIns } from "./apphelpers";
 
 describe("verify: dev converges with public demo images", () => {
   let ev: Evaluation;
@@ -105,22 +106,13 @@ describe("verify: dev converges with public demo images", () => {
     expect(Object.keys(demoCelery("proj.tasks:app", "q").data).sort()).to.deep.equal(["proj.__init__.py", "proj.tasks.py"]);
 
     requireTools("python3");
-    // Import the module as celery would (`-A app.celery`), against a stand-in `celery` package.
+    // Import the module as celery would (`-A app.celery`), against stand-in `celery` and `redis` packages.
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "celery-demo-"));
     for (const item of vol.configMap.items) {
       fs.mkdirSync(path.dirname(path.join(dir, item.path)), { recursive: true });
       fs.writeFileSync(path.join(dir, item.path), cm.data[item.key]);
     }
-    fs.mkdirSync(path.join(dir, "celery"));
-    fs.writeFileSync(
-      path.join(dir, "celery", "__init__.py"),
-      "class _Conf:\n    def update(self, **kw):\n        pass\n\n\nclass Celery:\n    def __init__(self, main, **kw):\n        self.conf = _Conf()\n\n    def task(self, **kw):\n        return lambda f: f\n",
-    );
-    // redis-py as far as the app uses it (it maps an error class).
-    fs.mkdirSync(path.join(dir, "redis"));
-    fs.writeFileSync(path.join(dir, "redis", "__init__.py"), "");
-    fs.writeFileSync(path.join(dir, "redis", "exceptions.py"), "class ConnectionError(Exception):\n    pass\n");
-    fs.writeFileSync(path.join(dir, "redis", "connection.py"), "class BaseParser:\n    EXCEPTION_CLASSES = {}\n");
+    writeCeleryStandIns(dir);
     const out = execFileSync("python3", ["-c", `import importlib; m = importlib.import_module(${JSON.stringify(module)}); print(type(getattr(m, ${JSON.stringify(attribute)})).__name__)`], {
       env: { ...process.env, PYTHONPATH: dir, PYTHONDONTWRITEBYTECODE: "1" },
       encoding: "utf8",

@@ -6,7 +6,7 @@ import * as path from "path";
 import { FLOWER_APP, demoCeleryApp } from "../components/lib/demo";
 import { inventory, surgePods } from "../config/inventory";
 import { celeryContainer, pingCommand } from "../components/workers";
-import { assertRestricted, envNamed, redisPortsFor, selects } from "./apphelpers";
+import { assertRestricted, envNamed, redisPortsFor, selects, writeCeleryStandIns } from "./apphelpers";
 import { validateObject } from "./checks";
 import { evaluate, evaluateStack, findObject, objectsOfKind, ok, recordOf, STACKS, configOf, container, podSpec, rejection } from "./harness";
 import type { Evaluation, K8sObject } from "./harness";
@@ -252,17 +252,7 @@ describe("Celery on Redis Sentinel: the demo app and Flower read the transport o
   it("the demo app and flower_app turn the JSON env into broker and result-backend transport options (run with a stand-in celery package)", function () {
     requireTools("python3");
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "celery-options-"));
-    fs.mkdirSync(path.join(dir, "celery"));
-    // Records what the app configures, however it sets it (constructor, conf.update, attributes).
-    fs.writeFileSync(
-      path.join(dir, "celery", "__init__.py"),
-      "import json\n\nclass _Conf(dict):\n    def update(self, **kw):\n        dict.update(self, kw)\n    def __setattr__(self, k, v):\n        self[k] = v\n\n\nclass Celery:\n    def __init__(self, main, **kw):\n        self.conf = _Conf(kw)\n\n    def task(self, **kw):\n        return lambda f: f\n",
-    );
-    // And a stand-in redis-py 4 (redis.connection.BaseParser): the demo app maps NOREPLICAS there.
-    fs.mkdirSync(path.join(dir, "redis"));
-    fs.writeFileSync(path.join(dir, "redis", "__init__.py"), "");
-    fs.writeFileSync(path.join(dir, "redis", "exceptions.py"), "class ConnectionError(Exception):\n    pass\n");
-    fs.writeFileSync(path.join(dir, "redis", "connection.py"), "class BaseParser:\n    EXCEPTION_CLASSES = {}\n");
+    writeCeleryStandIns(dir);
     fs.writeFileSync(path.join(dir, "demo_app.py"), demoCeleryApp("celery_app", "default"));
     fs.writeFileSync(path.join(dir, "flower_app.py"), FLOWER_APP);
     const options = { master_name: "redis", sentinel_kwargs: { password: "sentinel-pw" }, socket_timeout: 5, socket_connect_timeout: 4, socket_keepalive_options: { TCP_KEEPIDLE: 1, TCP_KEEPCNT: 4 } };
