@@ -2,7 +2,8 @@
 // to (store dumps, the Postgres WAL archive and base backups, mailboxes), so that losing the
 // cluster's storage never loses the data and its backups together.
 import { z } from "zod";
-import { cidr, image, res, resources } from "./common";
+import { cidr, image, res, resources, storage } from "./common";
+import { cron } from "./cron";
 import type { Resources } from "./common";
 
 /** A secret config key (`pulumi config set --secret <key>`). */
@@ -13,6 +14,21 @@ const bucket = z
   .string()
   .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "must be an S3 bucket name (3-63 lowercase letters, digits, '.', '-')")
   .refine((b) => !/\.\.|^\d+\.\d+\.\d+\.\d+$/.test(b), "must be an S3 bucket name (no '..', not an IP address)");
+
+/** A store's scheduled logical backup (dump), the same shape for every store and the mailboxes. */
+export const backupSchema = z.strictObject({
+  /** Scheduled logical backup (CronJob) onto its own retained volume. */
+  enabled: z.boolean(),
+  schedule: cron,
+  /** IANA time zone of the schedule (CronJob.spec.timeZone). */
+  timeZone: z.string().min(1),
+  /** Backups kept; the job deletes older ones after a successful run. */
+  retention: z.number().int().min(1, "must be >= 1: keeping no backups would delete every dump right after writing it").max(365),
+  storage: storage,
+  resources: resources,
+  /** A job that runs longer is killed (and retried), so a hung dump never blocks the next run. */
+  activeDeadlineSeconds: z.number().int().min(60),
+});
 
 export const objectStoreSchema = z.strictObject({
   /**

@@ -5,7 +5,7 @@
 import { z } from "zod";
 import type { Environment } from "./common";
 import { image, perEnv, res, resources, storage } from "./common";
-import { cron } from "./cron";
+import { backupSchema } from "./backups";
 import { egress } from "./egress";
 import type { PostgresConfig } from "./postgres";
 import { bytes } from "./quantity";
@@ -21,20 +21,6 @@ const exporterSchema = z.strictObject({
   enabled: z.boolean(),
   image: image,
   resources: resources,
-});
-
-export const backupSchema = z.strictObject({
-  /** Scheduled logical backup (CronJob) onto its own retained volume. */
-  enabled: z.boolean(),
-  schedule: cron,
-  /** IANA time zone of the schedule (CronJob.spec.timeZone). */
-  timeZone: z.string().min(1),
-  /** Backups kept; the job deletes older ones after a successful run. */
-  retention: z.number().int().min(1, "must be >= 1: keeping no backups would delete every dump right after writing it").max(365),
-  storage: storage,
-  resources: resources,
-  /** A job that runs longer is killed (and retried), so a hung dump never blocks the next run. */
-  activeDeadlineSeconds: z.number().int().min(60),
 });
 
 export type BackupConfig = z.infer<typeof backupSchema>;

@@ -3,7 +3,8 @@
 import { z } from "zod";
 import type { Environment } from "./common";
 import { cidr, hostname, image, perEnv, port, res, resources, storage } from "./common";
-import { backupDefaults, backupSchema } from "./data";
+import { backupSchema } from "./backups";
+import { backupDefaults } from "./data";
 
 /** A mailbox local part ("info" in info@example.com); the address is <name>@<mail.domain>. */
 export const localPart = z.string().regex(/^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$/, "must be a mailbox name such as info or no-reply (lowercase)");

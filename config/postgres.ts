@@ -10,6 +10,7 @@
 import { z } from "zod";
 import type { Environment } from "./common";
 import { cidr, hostname, image, perEnv, port, res, resources, storage } from "./common";
+import { backupSchema } from "./backups";
 import { cron } from "./cron";
 import { egress } from "./egress";
 
@@ -62,17 +63,6 @@ const exporterSchema = z.strictObject({
   enabled: z.boolean().optional(),
   image: image,
   resources: resources,
-});
-
-/** The scheduled logical dump (pg_dump) onto its own retained volume; kept in every mode. */
-const dumpSchema = z.strictObject({
-  enabled: z.boolean(),
-  schedule: cron,
-  timeZone: z.string().min(1),
-  retention: z.number().int().min(1, "must be >= 1: keeping no backups would delete every dump right after writing it").max(365),
-  storage: storage,
-  resources: resources,
-  activeDeadlineSeconds: z.number().int().min(60),
 });
 
 const patroniSchema = z
@@ -157,7 +147,8 @@ export const postgresSchema = z.strictObject({
   /** The image's own user; default by mode (70 official alpine, 26 Percona). */
   runAs: runAsSchema.optional(),
   exporter: exporterSchema,
-  backup: dumpSchema,
+  /** The scheduled logical dump (pg_dump) onto its own retained volume; kept in every mode. */
+  backup: backupSchema,
   settings: z.strictObject({ maxConnections: z.number().int().min(10).max(10000) }),
   /** Synchronous replication (see SYNCHRONOUS); default prod "on" with replicas, else "off". */
   synchronous: z.preprocess((v) => (v === true ? "on" : v === false ? "off" : v), z.enum(SYNCHRONOUS)).optional(),
