@@ -129,7 +129,9 @@ def smtp(o):
     return out
 
 
-class _Imap(imaplib.IMAP4):
+class _Dialled:
+    """An imaplib/poplib client whose socket comes from connect(o), as the SMTP client's does."""
+
     def __init__(self, o):
         self._o = o
         super().__init__(o["host"], int(o["port"]), timeout=o.get("timeout", 20))
@@ -139,14 +141,12 @@ class _Imap(imaplib.IMAP4):
         return connect(self._o)
 
 
-class _Pop3(poplib.POP3):
-    def __init__(self, o):
-        self._o = o
-        super().__init__(o["host"], int(o["port"]), timeout=o.get("timeout", 20))
-        self.host = o.get("servername", o["host"])
+class _Imap(_Dialled, imaplib.IMAP4):
+    pass
 
-    def _create_socket(self, timeout):
-        return connect(self._o)
+
+class _Pop3(_Dialled, poplib.POP3):
+    pass
 
 
 def imap(o):
